@@ -1,0 +1,89 @@
+"""Enums and errors shared by the Cython core and the pure-Python reference book.
+
+The numeric values are part of the C ABI: ``_book.pxd`` declares the same
+numbers as C enums, and ``tests/test_types.py`` checks that they agree.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Market(str, enum.Enum):
+    """Which Binance market a book follows. The update-ID rules differ."""
+
+    SPOT = "spot"  # U/u, continuity U == prev u + 1
+    USDM = "usdm"  # U/u/pu, continuity pu == prev u
+    COINM = "coinm"  # same rules as USD-M
+
+    @property
+    def is_futures(self) -> bool:
+        return self is not Market.SPOT
+
+    @classmethod
+    def parse(cls, value: str | Market) -> Market:
+        """Accept a ``Market`` or its name (``"spot"``, ``"usdm"``, ``"coinm"``)."""
+        if isinstance(value, Market):
+            return value
+        try:
+            return cls(str(value).lower())
+        except ValueError:
+            names = ", ".join(m.value for m in cls)
+            raise ValueError(f"unknown market {value!r}; expected one of: {names}") from None
+
+
+class SyncState(enum.IntEnum):
+    """Where a book is in the exchange's documented sync procedure."""
+
+    WAITING_FOR_SNAPSHOT = 0  # buffering diffs, no book yet
+    BRIDGING = 1  # snapshot loaded, waiting for the event that straddles it
+    SYNCED = 2  # every applied event passed the continuity check
+    OUT_OF_SYNC = 3  # validation failed; last good book kept, flagged; buffering for a resync
+
+
+class OutOfSyncReason(enum.IntEnum):
+    """Why a book is not in sync (``NONE`` while synced)."""
+
+    NONE = 0
+    NOT_STARTED = 1  # no snapshot applied yet
+    GAP = 2  # spot: U > book id + 1; futures: pu != previous u
+    NO_BRIDGE = 3  # the first event after the snapshot does not straddle it
+    CROSSED = 4  # an update would have left best bid >= best ask
+    INVALIDATED = 5  # the owner called invalidate() (reconnect, shutdown, ...)
+
+
+class Applied(enum.IntFlag):
+    """Outcome of ``OrderBook.apply_diff``: a bit set, test with ``&``."""
+
+    NONE = 0
+    APPLIED = 1  # the event changed the book (or re-applied identical values)
+    BBO_CHANGED = 2  # best bid or ask price or quantity changed (implies APPLIED)
+    BUFFERED = 4  # kept for replay once a snapshot arrives
+    STALE = 8  # already covered by the book: ignored, book unchanged
+    GAP = 16  # continuity broken: book now OUT_OF_SYNC, event buffered for the resync
+    CROSSED = 32  # the update would cross the book: rolled back, book now OUT_OF_SYNC
+
+
+class SnapshotResult(enum.IntEnum):
+    """Outcome of ``OrderBook.apply_snapshot``."""
+
+    STALE = 0  # older than the first buffered event: book unchanged, fetch again
+    BRIDGING = 1  # loaded; no buffered event bridges it yet
+    SYNCED = 2  # loaded and bridged by a buffered event
+    OUT_OF_SYNC = 3  # loaded, but the buffered events after it do not continue it
+
+
+class BookError(ValueError):
+    """Base class of the errors the book raises for bad input."""
+
+
+class DecimalError(BookError):
+    """A price or quantity that cannot be represented exactly at the book's scale.
+
+    Raised for malformed text, more decimals than the scale, negative values
+    and values beyond int64. The book is unchanged when this is raised.
+    """
+
+
+class LevelsFormatError(BookError):
+    """A level array that is not ``[[price, qty], ...]``. The book is unchanged."""
