@@ -1,0 +1,123 @@
+# cython: language_level=3
+"""C-level interface of the order book, for other Cython code to ``cimport``.
+
+A reader or a strategy written in Cython calls ``apply_diff_raw`` and the
+``best_*_c`` accessors through the class's vtable: no Python call, no
+boxing. Semantics are those of ``docs/book.md``; the Python methods of the
+same names wrap these.
+"""
+
+cimport cython
+from libc.stdint cimport int32_t, int64_t
+
+# Levels per block of a side. 64 keys plus 64 quantities is 1 KiB: a block
+# stays within a few cache lines for the binary search, and an insert or a
+# delete moves at most 63 pairs.
+cdef enum:
+    BLOCK_CAP = 64
+
+cdef struct Block:
+    int32_t n                   # levels in use, 1..BLOCK_CAP (an empty block is freed)
+    int64_t keys[BLOCK_CAP]     # ascending; key = price for bids, -price for asks
+    int64_t qtys[BLOCK_CAP]     # quantity ticks, > 0
+
+cdef struct Side:
+    # Levels sorted ascending by key, so the best level of either side is the
+    # last key of the last block: O(1) to read, and the busy region near the
+    # touch sits at the end where inserts move the fewest pairs.
+    Block** blocks              # owned array of owned blocks, ascending
+    int64_t* firsts             # owned; firsts[i] == blocks[i].keys[0], for the block search
+    Py_ssize_t nblocks
+    Py_ssize_t cap              # allocated slots in blocks/firsts
+    Py_ssize_t count            # total levels
+    int64_t sign                # +1 bids, -1 asks: price = key * sign
+
+# Numeric values shared with tickbook._types (checked by tests/test_types.py).
+cdef enum:
+    STATE_WAITING_FOR_SNAPSHOT = 0
+    STATE_BRIDGING = 1
+    STATE_SYNCED = 2
+    STATE_OUT_OF_SYNC = 3
+
+cdef enum:
+    REASON_NONE = 0
+    REASON_NOT_STARTED = 1
+    REASON_GAP = 2
+    REASON_NO_BRIDGE = 3
+    REASON_CROSSED = 4
+    REASON_INVALIDATED = 5
+
+cdef enum:
+    F_APPLIED = 1
+    F_BBO_CHANGED = 2
+    F_BUFFERED = 4
+    F_STALE = 8
+    F_GAP = 16
+    F_CROSSED = 32
+
+cdef enum:
+    SNAPSHOT_STALE = 0
+    SNAPSHOT_BRIDGING = 1
+    SNAPSHOT_SYNCED = 2
+    SNAPSHOT_OUT_OF_SYNC = 3
+
+
+@cython.final
+cdef class OrderBook:
+    cdef Side _bids                 # owned storage
+    cdef Side _asks                 # owned storage
+    cdef str _symbol
+    cdef object _market             # tickbook._types.Market
+    cdef bint _futures              # USD-M / COIN-M rules (pu), else spot rules
+    cdef int _pscale                # price scale, -1 until known
+    cdef int _qscale                # quantity scale, -1 until known
+    cdef bint _scales_given         # from tick_size/step_size, never inferred
+    cdef object _pdiv               # 10**price_scale as a Python int (float conversion at the edge)
+    cdef object _qdiv
+    cdef int64_t _id                # book update ID, -1 before any snapshot
+    cdef int _state
+    cdef int _reason
+    cdef str _detail
+    cdef object _since_ns
+    cdef int64_t _since_id
+    cdef Py_ssize_t _max_depth      # 0: no cap
+    cdef Py_ssize_t _buffer_limit
+    cdef list _buffer               # (U, u, pu, bids, asks) tuples awaiting a snapshot
+    cdef bint _has_floor
+    cdef int64_t _floor             # bids below are incomplete (ticks)
+    cdef bint _has_ceiling
+    cdef int64_t _ceiling           # asks above are incomplete (ticks)
+    # scratch for one event: parsed levels (bids first) and the undo log
+    cdef int64_t* _px               # owned
+    cdef int64_t* _qty              # owned
+    cdef int64_t* _old              # owned; quantity each level had before the event
+    cdef Py_ssize_t _scratch_cap
+    # counters (see stats())
+    cdef int64_t _n_applied, _n_bbo, _n_stale, _n_buffered, _n_gaps, _n_no_bridge
+    cdef int64_t _n_crossed, _n_snapshots, _n_stale_snapshots, _n_dropped, _n_bad_buffered
+
+    # Apply one depth event whose level arrays are JSON text ``[["p","q"],...]``.
+    # ``bids``/``asks`` are borrowed for the duration of the call only (they are
+    # copied if the event has to be buffered). ``prev_final_id`` is ignored on
+    # spot. Returns the F_* flags; raises (book unchanged) on bad input.
+    cdef int apply_diff_raw(self, int64_t first_id, int64_t final_id, int64_t prev_final_id,
+                            const char* bids, Py_ssize_t bids_len,
+                            const char* asks, Py_ssize_t asks_len) except -1
+
+    # Best level as ticks; False (outputs untouched) when the side is empty.
+    cdef bint best_bid_c(self, int64_t* price, int64_t* qty) noexcept
+    cdef bint best_ask_c(self, int64_t* price, int64_t* qty) noexcept
+    cdef bint is_synced_c(self) noexcept
+
+    # internals shared by the Python and C entry points
+    cdef int _ensure_scratch(self, Py_ssize_t n) except -1
+    cdef Py_ssize_t _parse_side(self, object levels, Py_ssize_t start) except -1
+    cdef Py_ssize_t _parse_json(self, const char* p, Py_ssize_t n, Py_ssize_t start) except -1
+    cdef Py_ssize_t _parse_json_slow(self, const char* p, Py_ssize_t n, Py_ssize_t start) except -1
+    cdef Py_ssize_t _parse_seq(self, object seq, Py_ssize_t start) except -1
+    cdef int _apply_parsed(self, Py_ssize_t nb, Py_ssize_t na, int64_t final_id) except -1
+    cdef void _undo(self, Py_ssize_t nb, Py_ssize_t done) noexcept
+    cdef int _classify(self, int64_t first_id, int64_t final_id, int64_t prev_final_id) noexcept
+    cdef int _buffer_event(self, int64_t first_id, int64_t final_id, object pu, object bids, object asks) except -1
+    cdef int _set_state(self, int state, int reason, str detail) except -1
+    cdef int _trim(self) except -1

@@ -1,0 +1,1348 @@
+# cython: language_level=3
+"""The order-book core: exact int64 fixed-point levels, Binance's update-ID rules.
+
+Semantics: ``docs/book.md``. C-level interface: ``_book.pxd``. Typing: ``_book.pyi``.
+
+Storage. Each side is a sorted sequence of levels cut into blocks of at most
+``BLOCK_CAP`` (64) levels, ordered by *key*: the price for bids, minus the
+price for asks. Ascending keys put the best level of either side last, so:
+
+- best bid/ask: the last key of the last block, O(1);
+- find a price: check the last block first (real updates cluster at the
+  touch), else binary search over the blocks' first keys, then within the
+  block: O(log n) comparisons;
+- insert or delete: move at most 63 pairs inside one block, plus a split
+  (insert into a full block) or a free/merge (emptied or sparse block) that
+  moves n/64 block pointers: O(log n + B).
+
+A flat sorted array pays a memmove proportional to the distance from the
+end, and on the real BTCUSDT recordings more than a quarter of the touched
+levels lie over 50 ticks from the touch; blocks bound that cost at 63 moves
+while keeping 16 bytes of payload per level (about 20-25 bytes per level
+with the blocks' slack; see BENCHMARKS.md).
+
+Applying an event is atomic: every level is parsed into scratch arrays
+before anything changes, and the quantities replaced are logged so that an
+update that would cross the book is undone exactly.
+"""
+
+cimport cython
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffer, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.stdint cimport INT64_MAX, INT64_MIN, int32_t, int64_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy, memmove
+
+import time
+
+import msgspec
+import numpy as np
+
+from tickbook import _analytics, _decimal
+from tickbook._rules import snapshot_is_stale
+from tickbook._types import (
+    Applied,
+    BookError,
+    DecimalError,
+    LevelsFormatError,
+    Market,
+    OutOfSyncReason,
+    SnapshotResult,
+    SyncState,
+)
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t* size) except NULL
+
+# Module-level copies of the C enums, for tests/test_types.py and Cython-less callers.
+globals().update(
+    STATE_WAITING_FOR_SNAPSHOT=STATE_WAITING_FOR_SNAPSHOT,
+    STATE_BRIDGING=STATE_BRIDGING,
+    STATE_SYNCED=STATE_SYNCED,
+    STATE_OUT_OF_SYNC=STATE_OUT_OF_SYNC,
+    REASON_NONE=REASON_NONE,
+    REASON_NOT_STARTED=REASON_NOT_STARTED,
+    REASON_GAP=REASON_GAP,
+    REASON_NO_BRIDGE=REASON_NO_BRIDGE,
+    REASON_CROSSED=REASON_CROSSED,
+    REASON_INVALIDATED=REASON_INVALIDATED,
+    APPLIED=F_APPLIED,
+    BBO_CHANGED=F_BBO_CHANGED,
+    BUFFERED=F_BUFFERED,
+    STALE=F_STALE,
+    GAP=F_GAP,
+    CROSSED=F_CROSSED,
+    SNAPSHOT_STALE=SNAPSHOT_STALE,
+    SNAPSHOT_BRIDGING=SNAPSHOT_BRIDGING,
+    SNAPSHOT_SYNCED=SNAPSHOT_SYNCED,
+    SNAPSHOT_OUT_OF_SYNC=SNAPSHOT_OUT_OF_SYNC,
+)
+
+# Enum objects are built once: constructing an IntFlag per call would cost
+# more than applying a typical event.
+cdef tuple _FLAGS = tuple(Applied(i) for i in range(64))
+cdef tuple _STATES = tuple(SyncState(i) for i in range(4))
+cdef tuple _REASONS = tuple(OutOfSyncReason(i) for i in range(6))
+cdef tuple _SNAPSHOT_RESULTS = tuple(SnapshotResult(i) for i in range(4))
+
+cdef int MAX_SCALE = 18
+cdef int64_t NO_KEY = INT64_MIN     # best key of an empty side, for change detection
+
+# Level quantities beyond this many blocks' worth of slack get merged back.
+cdef int32_t SNAPSHOT_FILL = BLOCK_CAP * 3 // 4   # leave room near every block for inserts
+cdef int32_t MERGE_BELOW = BLOCK_CAP // 4
+cdef int32_t MERGE_MAX = BLOCK_CAP * 3 // 4
+
+
+# ---------------------------------------------------------------- decimals
+
+# parse_decimal result codes, in the precedence of tickbook._decimal
+cdef enum:
+    DEC_OK = 0
+    DEC_MALFORMED = 1
+    DEC_TOO_PRECISE = 2
+    DEC_OVERFLOW = 3
+
+
+@cython.cdivision(True)
+cdef int parse_decimal(const char* s, Py_ssize_t n, int scale, int64_t* out) noexcept nogil:
+    """``[0-9]+(\\.[0-9]+)?`` times 10**scale into ``out``; returns a DEC_* code.
+
+    Grammar errors win over excess decimals, which win over overflow, so the
+    error matches the pure-Python rules (tickbook._decimal) on every input.
+    """
+    cdef uint64_t v = 0
+    cdef uint64_t limit = <uint64_t>INT64_MAX
+    cdef Py_ssize_t i = 0
+    cdef int frac = 0
+    cdef unsigned int d
+    cdef bint overflow = False
+    cdef bint too_precise = False
+    while i < n:
+        d = <unsigned char>s[i] - 48
+        if d > 9:
+            break
+        if v > (limit - d) // 10:
+            overflow = True
+        else:
+            v = v * 10 + d
+        i += 1
+    if i == 0:
+        return DEC_MALFORMED
+    if i < n:
+        if s[i] != b'.':
+            return DEC_MALFORMED
+        i += 1
+        if i == n:
+            return DEC_MALFORMED
+        while i < n:
+            d = <unsigned char>s[i] - 48
+            if d > 9:
+                return DEC_MALFORMED
+            if frac < scale:
+                if v > (limit - d) // 10:
+                    overflow = True
+                else:
+                    v = v * 10 + d
+                frac += 1
+            elif d != 0:
+                too_precise = True
+            i += 1
+    if too_precise:
+        return DEC_TOO_PRECISE
+    while frac < scale:
+        if v > limit // 10:
+            overflow = True
+            break
+        v *= 10
+        frac += 1
+    if overflow:
+        return DEC_OVERFLOW
+    out[0] = <int64_t>v
+    return DEC_OK
+
+
+cdef int raise_decimal(int code, const char* s, Py_ssize_t n, int scale) except -1:
+    text = PyBytes_FromStringAndSize(s, n).decode("utf-8", "replace")
+    if code == DEC_TOO_PRECISE:
+        raise DecimalError(f"{text!r} has more than {scale} decimals")
+    if code == DEC_OVERFLOW:
+        raise DecimalError(f"{text!r} overflows int64 at scale {scale}")
+    raise DecimalError(f"malformed decimal {text!r}")
+
+
+cdef int64_t parse_item(object item, int scale) except? -1:
+    """One price or quantity given as str or a bytes-like object."""
+    cdef const char* p
+    cdef Py_ssize_t n
+    cdef int64_t value
+    cdef int code
+    cdef Py_buffer view
+    if isinstance(item, str):
+        p = PyUnicode_AsUTF8AndSize(item, &n)
+        code = parse_decimal(p, n, scale, &value)
+    elif isinstance(item, bytes):
+        code = parse_decimal(PyBytes_AS_STRING(item), PyBytes_GET_SIZE(item), scale, &value)
+        p = PyBytes_AS_STRING(item)
+        n = PyBytes_GET_SIZE(item)
+    elif PyObject_CheckBuffer(item):
+        PyObject_GetBuffer(item, &view, PyBUF_SIMPLE)
+        try:
+            code = parse_decimal(<const char*>view.buf, view.len, scale, &value)
+            if code != DEC_OK:
+                raise_decimal(code, <const char*>view.buf, view.len, scale)
+        finally:
+            PyBuffer_Release(&view)
+        return value
+    else:
+        raise LevelsFormatError(f"a price or quantity must be a string, got {type(item).__name__}: {item!r}")
+    if code != DEC_OK:
+        raise_decimal(code, p, n, scale)
+    return value
+
+
+cdef inline Py_ssize_t skip_ws(const char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    while i < n and (p[i] == b' ' or p[i] == b'\n' or p[i] == b'\r' or p[i] == b'\t'):
+        i += 1
+    return i
+
+
+cdef inline Py_ssize_t string_end(const char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """Index of the closing quote of a string whose content starts at i, or -1."""
+    while i < n and p[i] != b'"':
+        i += 1
+    return i if i < n else -1
+
+
+def _texts_of(levels):
+    """The price and quantity texts of a side, best effort (scale inference only)."""
+    if isinstance(levels, msgspec.Raw):
+        levels = bytes(memoryview(levels))
+    if isinstance(levels, (bytes, bytearray, memoryview, str)):
+        try:
+            levels = msgspec.json.decode(levels)
+        except msgspec.DecodeError:
+            return
+    if not isinstance(levels, (list, tuple)):
+        return
+    for pair in levels:
+        if isinstance(pair, (list, tuple)) and len(pair) == 2:
+            yield pair[0], pair[1]
+
+
+cdef int _max_decimals(object levels, int* price_dec, int* qty_dec) except -1:
+    """Widen the running maxima by the decimals written in one side; return its pair count."""
+    cdef int pairs = 0
+    for price, qty in _texts_of(levels):
+        pairs += 1
+        if isinstance(price, (str, bytes)):
+            price_dec[0] = max(price_dec[0], _decimal.decimals_of(price))
+        if isinstance(qty, (str, bytes)):
+            qty_dec[0] = max(qty_dec[0], _decimal.decimals_of(qty))
+    return pairs
+
+
+# ---------------------------------------------------------------- one side
+
+cdef Block* new_block() except NULL:
+    cdef Block* b = <Block*>malloc(sizeof(Block))
+    if b == NULL:
+        raise MemoryError()
+    b.n = 0
+    return b
+
+
+cdef void side_init(Side* s, int64_t sign) noexcept:
+    s.blocks = NULL
+    s.firsts = NULL
+    s.nblocks = 0
+    s.cap = 0
+    s.count = 0
+    s.sign = sign
+
+
+cdef void side_free(Side* s) noexcept:
+    cdef Py_ssize_t i
+    for i in range(s.nblocks):
+        free(s.blocks[i])
+    free(s.blocks)
+    free(s.firsts)
+    side_init(s, s.sign)
+
+
+cdef int side_reserve(Side* s, Py_ssize_t nblocks) except -1:
+    cdef Py_ssize_t cap
+    cdef Block** blocks
+    cdef int64_t* firsts
+    if nblocks <= s.cap:
+        return 0
+    cap = max(nblocks, s.cap * 2, 8)
+    blocks = <Block**>realloc(s.blocks, cap * sizeof(Block*))
+    if blocks == NULL:
+        raise MemoryError()
+    s.blocks = blocks
+    firsts = <int64_t*>realloc(s.firsts, cap * sizeof(int64_t))
+    if firsts == NULL:
+        raise MemoryError()
+    s.firsts = firsts
+    s.cap = cap
+    return 0
+
+
+cdef int side_insert_block(Side* s, Py_ssize_t at, Block* b) except -1:
+    """Insert the (non-empty, owned) block b at index at. Frees b on failure."""
+    try:
+        side_reserve(s, s.nblocks + 1)
+    except MemoryError:
+        free(b)
+        raise
+    memmove(&s.blocks[at + 1], &s.blocks[at], (s.nblocks - at) * sizeof(Block*))
+    memmove(&s.firsts[at + 1], &s.firsts[at], (s.nblocks - at) * sizeof(int64_t))
+    s.blocks[at] = b
+    s.firsts[at] = b.keys[0]
+    s.nblocks += 1
+    return 0
+
+
+cdef void side_remove_block(Side* s, Py_ssize_t at) noexcept:
+    free(s.blocks[at])
+    memmove(&s.blocks[at], &s.blocks[at + 1], (s.nblocks - at - 1) * sizeof(Block*))
+    memmove(&s.firsts[at], &s.firsts[at + 1], (s.nblocks - at - 1) * sizeof(int64_t))
+    s.nblocks -= 1
+
+
+cdef inline Py_ssize_t side_find_block(const Side* s, int64_t key) noexcept nogil:
+    """Index of the last block whose first key is <= key (0 if key precedes all)."""
+    cdef Py_ssize_t lo = 0
+    cdef Py_ssize_t hi = s.nblocks - 1
+    cdef Py_ssize_t mid
+    if s.firsts[hi] <= key:
+        return hi                       # the touch's block: most updates land here
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if s.firsts[mid] <= key:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+cdef inline int32_t block_lower_bound(const Block* b, int64_t key) noexcept nogil:
+    cdef int32_t lo = 0
+    cdef int32_t hi = b.n
+    cdef int32_t mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if b.keys[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef int64_t side_get(const Side* s, int64_t key) noexcept nogil:
+    cdef const Block* b
+    cdef int32_t i
+    if s.nblocks == 0:
+        return 0
+    b = s.blocks[side_find_block(s, key)]
+    i = block_lower_bound(b, key)
+    if i < b.n and b.keys[i] == key:
+        return b.qtys[i]
+    return 0
+
+
+cdef void side_merge(Side* s, Py_ssize_t bi) noexcept:
+    """Fold a sparse block into a neighbour when the two fit with room to spare."""
+    cdef Block* b = s.blocks[bi]
+    cdef Block* other
+    if bi + 1 < s.nblocks and b.n + s.blocks[bi + 1].n <= MERGE_MAX:
+        other = s.blocks[bi + 1]
+        memcpy(&b.keys[b.n], other.keys, other.n * sizeof(int64_t))
+        memcpy(&b.qtys[b.n], other.qtys, other.n * sizeof(int64_t))
+        b.n += other.n
+        side_remove_block(s, bi + 1)
+    elif bi > 0 and b.n + s.blocks[bi - 1].n <= MERGE_MAX:
+        other = s.blocks[bi - 1]
+        memcpy(&other.keys[other.n], b.keys, b.n * sizeof(int64_t))
+        memcpy(&other.qtys[other.n], b.qtys, b.n * sizeof(int64_t))
+        other.n += b.n
+        side_remove_block(s, bi)
+
+
+cdef int64_t side_set(Side* s, int64_t key, int64_t qty) except -1:
+    """Set the level at key to qty (0 deletes); return the previous quantity (0: none)."""
+    cdef Py_ssize_t bi
+    cdef Block* b
+    cdef Block* upper
+    cdef int32_t i
+    cdef int32_t half = BLOCK_CAP // 2
+    cdef int64_t old
+    if s.nblocks == 0:
+        if qty == 0:
+            return 0
+        b = new_block()
+        b.n = 1
+        b.keys[0] = key
+        b.qtys[0] = qty
+        side_insert_block(s, 0, b)
+        s.count = 1
+        return 0
+    bi = side_find_block(s, key)
+    b = s.blocks[bi]
+    i = block_lower_bound(b, key)
+    if i < b.n and b.keys[i] == key:
+        old = b.qtys[i]
+        if qty != 0:
+            b.qtys[i] = qty
+            return old
+        memmove(&b.keys[i], &b.keys[i + 1], (b.n - i - 1) * sizeof(int64_t))
+        memmove(&b.qtys[i], &b.qtys[i + 1], (b.n - i - 1) * sizeof(int64_t))
+        b.n -= 1
+        s.count -= 1
+        if b.n == 0:
+            side_remove_block(s, bi)
+        else:
+            if i == 0:
+                s.firsts[bi] = b.keys[0]
+            if b.n < MERGE_BELOW:
+                side_merge(s, bi)
+        return old
+    if qty == 0:
+        return 0                        # deleting an absent level is normal
+    if b.n == BLOCK_CAP:                # split: the upper half moves to a new block
+        upper = new_block()
+        memcpy(upper.keys, &b.keys[half], half * sizeof(int64_t))
+        memcpy(upper.qtys, &b.qtys[half], half * sizeof(int64_t))
+        upper.n = half
+        side_insert_block(s, bi + 1, upper)
+        b.n = half
+        if i > half:
+            b = upper
+            i -= half
+            bi += 1
+    memmove(&b.keys[i + 1], &b.keys[i], (b.n - i) * sizeof(int64_t))
+    memmove(&b.qtys[i + 1], &b.qtys[i], (b.n - i) * sizeof(int64_t))
+    b.keys[i] = key
+    b.qtys[i] = qty
+    b.n += 1
+    if i == 0:
+        s.firsts[bi] = key
+    s.count += 1
+    return 0
+
+
+cdef int side_load(Side* s, const int64_t* px, const int64_t* qty, Py_ssize_t n) except -1:
+    """Fill an empty side from parsed snapshot levels (zero quantities skipped).
+
+    Snapshots come best first, which is descending key order: then the blocks
+    are filled directly, 3/4 full so inserts near any level rarely split.
+    Any other order falls back to one insert per level (last one wins).
+    """
+    cdef Py_ssize_t j
+    cdef bint best_first = True
+    cdef Block* b = NULL
+    cdef int64_t key
+    for j in range(1, n):
+        if s.sign * px[j] >= s.sign * px[j - 1]:
+            best_first = False
+            break
+    if not best_first:
+        for j in range(n):
+            if qty[j] != 0:
+                side_set(s, s.sign * px[j], qty[j])
+        return 0
+    for j in range(n - 1, -1, -1):
+        if qty[j] == 0:
+            continue
+        key = s.sign * px[j]
+        if b == NULL or b.n == SNAPSHOT_FILL:
+            b = new_block()
+            b.n = 1
+            b.keys[0] = key
+            b.qtys[0] = qty[j]
+            side_insert_block(s, s.nblocks, b)
+        else:
+            b.keys[b.n] = key
+            b.qtys[b.n] = qty[j]
+            b.n += 1
+        s.count += 1
+    return 0
+
+
+cdef int side_copy(Side* dst, const Side* src) except -1:
+    cdef Py_ssize_t i
+    cdef Block* b
+    side_init(dst, src.sign)
+    side_reserve(dst, src.nblocks)
+    for i in range(src.nblocks):
+        b = new_block()
+        memcpy(b, src.blocks[i], sizeof(Block))
+        dst.blocks[i] = b
+        dst.firsts[i] = src.firsts[i]
+        dst.nblocks += 1
+    dst.count = src.count
+    return 0
+
+
+cdef inline bint side_best(const Side* s, int64_t* key, int64_t* qty) noexcept nogil:
+    cdef const Block* b
+    if s.nblocks == 0:
+        return False
+    b = s.blocks[s.nblocks - 1]
+    key[0] = b.keys[b.n - 1]
+    qty[0] = b.qtys[b.n - 1]
+    return True
+
+
+cdef list side_levels(const Side* s, object n):
+    """Best-first (price, qty) ticks of the best n levels (all if n is None)."""
+    cdef Py_ssize_t want
+    cdef Py_ssize_t bi
+    cdef int32_t i
+    cdef const Block* b
+    cdef list out = []
+    if n is None:
+        want = s.count
+    else:
+        want = n
+        if want < 0:
+            raise ValueError(f"n must be >= 0 or None, got {n}")
+        want = min(want, s.count)
+    bi = s.nblocks - 1
+    while want > 0:
+        b = s.blocks[bi]
+        i = b.n - 1
+        while i >= 0 and want > 0:
+            out.append((b.keys[i] * s.sign, b.qtys[i]))
+            i -= 1
+            want -= 1
+        bi -= 1
+    return out
+
+
+cdef Py_ssize_t side_memory(const Side* s) noexcept:
+    return s.nblocks * sizeof(Block) + s.cap * (sizeof(Block*) + sizeof(int64_t))
+
+
+cdef int side_check(const Side* s, str name) except -1:
+    cdef Py_ssize_t bi
+    cdef int32_t i
+    cdef Py_ssize_t total = 0
+    cdef const Block* b
+    cdef bint have_prev = False
+    cdef int64_t prev = 0
+    for bi in range(s.nblocks):
+        b = s.blocks[bi]
+        if not 1 <= b.n <= BLOCK_CAP:
+            raise AssertionError(f"{name}: block {bi} holds {b.n} levels")
+        if s.firsts[bi] != b.keys[0]:
+            raise AssertionError(f"{name}: block {bi} index key {s.firsts[bi]} != first key {b.keys[0]}")
+        for i in range(b.n):
+            if have_prev and b.keys[i] <= prev:
+                raise AssertionError(f"{name}: price {b.keys[i] * s.sign} out of order")
+            if b.qtys[i] <= 0:
+                raise AssertionError(f"{name}: level {b.keys[i] * s.sign} has quantity {b.qtys[i]}")
+            prev = b.keys[i]
+            have_prev = True
+        total += b.n
+    if total != s.count:
+        raise AssertionError(f"{name}: count {s.count} but {total} levels stored")
+    return 0
+
+
+# ---------------------------------------------------------------- the book
+
+cdef inline int64_t id_arg(object value, str name) except? -1:
+    cdef int64_t x
+    if not isinstance(value, int):
+        raise BookError(f"{name} must be an int update ID, got {type(value).__name__}: {value!r}")
+    if value < 0 or value > INT64_MAX:
+        raise BookError(f"{name} must be an update ID in 0..2**63-1, got {value!r}")
+    x = value
+    return x
+
+
+cdef inline object own_copy(object levels):
+    """Levels kept in the buffer must outlive the caller's buffer (frames are reused)."""
+    if isinstance(levels, (bytes, str, list, tuple)):
+        return levels
+    if PyObject_CheckBuffer(levels):
+        return bytes(memoryview(levels))
+    return levels
+
+
+@cython.final
+cdef class OrderBook:
+    """A validated local order book for one symbol; see ``_book.pyi`` and ``docs/book.md``."""
+
+    def __cinit__(self):
+        side_init(&self._bids, 1)
+        side_init(&self._asks, -1)
+        self._px = NULL
+        self._qty = NULL
+        self._old = NULL
+        self._scratch_cap = 0
+
+    def __dealloc__(self):
+        side_free(&self._bids)
+        side_free(&self._asks)
+        free(self._px)
+        free(self._qty)
+        free(self._old)
+
+    def __init__(self, symbol, market="spot", *, tick_size=None, step_size=None, max_depth=0,
+                 buffer_limit=100_000):
+        if not isinstance(symbol, str) or not symbol or not symbol.isascii():
+            raise BookError(f"symbol must be a non-empty ASCII string, got {symbol!r}")
+        if not isinstance(max_depth, int) or max_depth < 0:
+            raise ValueError(f"max_depth must be an int >= 0, got {max_depth!r}")
+        if not isinstance(buffer_limit, int) or buffer_limit < 1:
+            raise ValueError(f"buffer_limit must be an int >= 1, got {buffer_limit!r}")
+        self._symbol = symbol.upper()
+        self._market = Market.parse(market)
+        self._futures = self._market.is_futures
+        self._pscale = -1
+        self._qscale = -1
+        if tick_size is not None:
+            self._set_price_scale(_decimal.scale_of_step(tick_size))
+        if step_size is not None:
+            self._set_qty_scale(_decimal.scale_of_step(step_size))
+        self._id = -1
+        self._state = STATE_WAITING_FOR_SNAPSHOT
+        self._reason = REASON_NOT_STARTED
+        self._detail = "no snapshot yet"
+        self._since_ns = time.time_ns()
+        self._since_id = -1
+        self._max_depth = max_depth
+        self._buffer_limit = buffer_limit
+        self._buffer = []
+        self._has_floor = False
+        self._has_ceiling = False
+
+    def _set_price_scale(self, int scale):
+        self._pscale = scale
+        self._pdiv = 10 ** scale if scale >= 0 else None
+
+    def _set_qty_scale(self, int scale):
+        self._qscale = scale
+        self._qdiv = 10 ** scale if scale >= 0 else None
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def symbol(self):
+        return self._symbol
+
+    @property
+    def market(self):
+        return self._market
+
+    @property
+    def state(self):
+        return _STATES[self._state]
+
+    @property
+    def synced(self):
+        return self._state == STATE_SYNCED
+
+    @property
+    def reason(self):
+        return _REASONS[self._reason]
+
+    @property
+    def reason_detail(self):
+        return self._detail
+
+    @property
+    def state_since_ns(self):
+        return self._since_ns
+
+    @property
+    def state_since_update_id(self):
+        return self._since_id
+
+    @property
+    def last_update_id(self):
+        return self._id
+
+    @property
+    def price_scale(self):
+        return self._pscale if self._pscale >= 0 else None
+
+    @property
+    def qty_scale(self):
+        return self._qscale if self._qscale >= 0 else None
+
+    @property
+    def max_depth(self):
+        return self._max_depth
+
+    @property
+    def bid_count(self):
+        return self._bids.count
+
+    @property
+    def ask_count(self):
+        return self._asks.count
+
+    @property
+    def buffered(self):
+        return len(self._buffer)
+
+    @property
+    def first_buffered_id(self):
+        return self._buffer[0][0] if self._buffer else -1
+
+    @property
+    def bid_floor(self):
+        return self._floor if self._has_floor else None
+
+    @property
+    def ask_ceiling(self):
+        return self._ceiling if self._has_ceiling else None
+
+    def stats(self):
+        return {
+            "applied": self._n_applied,
+            "bbo_changes": self._n_bbo,
+            "stale": self._n_stale,
+            "buffered": self._n_buffered,
+            "gaps": self._n_gaps,
+            "no_bridge": self._n_no_bridge,
+            "crossed": self._n_crossed,
+            "snapshots": self._n_snapshots,
+            "stale_snapshots": self._n_stale_snapshots,
+            "buffer_dropped": self._n_dropped,
+            "bad_buffered": self._n_bad_buffered,
+        }
+
+    cdef int _set_state(self, int state, int reason, str detail) except -1:
+        if state != self._state:
+            self._since_ns = time.time_ns()
+            self._since_id = self._id
+        self._state = state
+        self._reason = reason
+        self._detail = detail
+        return 0
+
+    cdef bint is_synced_c(self) noexcept:
+        return self._state == STATE_SYNCED
+
+    # ------------------------------------------------------------ parsing
+
+    cdef int _ensure_scratch(self, Py_ssize_t n) except -1:
+        cdef Py_ssize_t cap
+        cdef int64_t* p
+        if n <= self._scratch_cap:
+            return 0
+        cap = max(n, self._scratch_cap * 2, 256)
+        p = <int64_t*>realloc(self._px, cap * sizeof(int64_t))
+        if p == NULL:
+            raise MemoryError()
+        self._px = p
+        p = <int64_t*>realloc(self._qty, cap * sizeof(int64_t))
+        if p == NULL:
+            raise MemoryError()
+        self._qty = p
+        p = <int64_t*>realloc(self._old, cap * sizeof(int64_t))
+        if p == NULL:
+            raise MemoryError()
+        self._old = p
+        self._scratch_cap = cap
+        return 0
+
+    cdef Py_ssize_t _parse_side(self, object levels, Py_ssize_t start) except -1:
+        """Parse one side into the scratch arrays from index start; return its level count."""
+        cdef const char* p
+        cdef Py_ssize_t n
+        cdef Py_buffer view
+        if self._pscale < 0 or self._qscale < 0:
+            raise BookError(f"{self._symbol}: scales unknown before the first snapshot")
+        if isinstance(levels, bytes):
+            return self._parse_json(PyBytes_AS_STRING(levels), PyBytes_GET_SIZE(levels), start)
+        if isinstance(levels, str):
+            p = PyUnicode_AsUTF8AndSize(levels, &n)
+            return self._parse_json(p, n, start)
+        if PyObject_CheckBuffer(levels):
+            PyObject_GetBuffer(levels, &view, PyBUF_SIMPLE)
+            try:
+                return self._parse_json(<const char*>view.buf, view.len, start)
+            finally:
+                PyBuffer_Release(&view)
+        return self._parse_seq(levels, start)
+
+    cdef Py_ssize_t _parse_json(self, const char* p, Py_ssize_t n, Py_ssize_t start) except -1:
+        """Scan ``[["p","q"],...]`` straight into int64s.
+
+        Only the exchange's exact shape is scanned here; anything irregular
+        (escapes, non-digits, numbers instead of strings, bad JSON) goes to
+        the general path, which decodes with msgspec and reports the first
+        fault exactly as the reference book does.
+        """
+        cdef Py_ssize_t i, end, count = 0
+        cdef int64_t price, qty
+        self._ensure_scratch(start + n // 9 + 1)    # a pair takes at least 9 bytes: ["1","1"]
+        i = skip_ws(p, 0, n)
+        if i >= n or p[i] != b'[':
+            return self._parse_json_slow(p, n, start)
+        i = skip_ws(p, i + 1, n)
+        if i < n and p[i] == b']':
+            i = skip_ws(p, i + 1, n)
+            return 0 if i == n else self._parse_json_slow(p, n, start)
+        while True:
+            if i >= n or p[i] != b'[':
+                return self._parse_json_slow(p, n, start)
+            i = skip_ws(p, i + 1, n)
+            if i >= n or p[i] != b'"':
+                return self._parse_json_slow(p, n, start)
+            end = string_end(p, i + 1, n)
+            if end < 0 or parse_decimal(p + i + 1, end - i - 1, self._pscale, &price) != DEC_OK:
+                return self._parse_json_slow(p, n, start)
+            i = skip_ws(p, end + 1, n)
+            if i >= n or p[i] != b',':
+                return self._parse_json_slow(p, n, start)
+            i = skip_ws(p, i + 1, n)
+            if i >= n or p[i] != b'"':
+                return self._parse_json_slow(p, n, start)
+            end = string_end(p, i + 1, n)
+            if end < 0 or parse_decimal(p + i + 1, end - i - 1, self._qscale, &qty) != DEC_OK:
+                return self._parse_json_slow(p, n, start)
+            i = skip_ws(p, end + 1, n)
+            if i >= n or p[i] != b']':
+                return self._parse_json_slow(p, n, start)
+            self._px[start + count] = price
+            self._qty[start + count] = qty
+            count += 1
+            i = skip_ws(p, i + 1, n)
+            if i < n and p[i] == b',':
+                i = skip_ws(p, i + 1, n)
+                continue
+            if i < n and p[i] == b']':
+                i = skip_ws(p, i + 1, n)
+                break
+            return self._parse_json_slow(p, n, start)
+        if i != n:
+            return self._parse_json_slow(p, n, start)
+        return count
+
+    cdef Py_ssize_t _parse_json_slow(self, const char* p, Py_ssize_t n, Py_ssize_t start) except -1:
+        data = PyBytes_FromStringAndSize(p, n)
+        try:
+            levels = msgspec.json.decode(data)
+        except msgspec.DecodeError as exc:
+            raise LevelsFormatError(f"levels are not valid JSON ({exc}): {data[:80]!r}") from None
+        if not isinstance(levels, list):
+            raise LevelsFormatError(f"levels must be a JSON array of [price, qty] pairs: {data[:80]!r}")
+        return self._parse_seq(levels, start)
+
+    cdef Py_ssize_t _parse_seq(self, object seq, Py_ssize_t start) except -1:
+        cdef Py_ssize_t j = 0
+        if isinstance(seq, (str, bytes, bytearray, memoryview)) or not hasattr(seq, "__iter__"):
+            raise LevelsFormatError(f"levels must be a sequence of [price, qty] pairs, got {type(seq).__name__}")
+        if not isinstance(seq, (list, tuple)):
+            seq = list(seq)
+        self._ensure_scratch(start + len(seq))
+        for pair in seq:
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+                raise LevelsFormatError(f"a level must be a [price, qty] pair, got {pair!r}")
+            self._px[start + j] = parse_item(pair[0], self._pscale)
+            self._qty[start + j] = parse_item(pair[1], self._qscale)
+            j += 1
+        return j
+
+    # ------------------------------------------------------------ feeding
+
+    def apply_snapshot(self, last_update_id, bids, asks, *, limit=None):
+        cdef int64_t lid = id_arg(last_update_id, "lastUpdateId")
+        cdef int price_dec = 0, qty_dec = 0
+        cdef Py_ssize_t pairs = 0
+        cdef int old_pscale = self._pscale, old_qscale = self._qscale
+        cdef Py_ssize_t nb, na
+        cdef Side new_bids, new_asks
+        cdef int64_t bk, bq, ak, aq
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+        if self._buffer and snapshot_is_stale(lid, self._buffer[0][0], self._futures):
+            self._n_stale_snapshots += 1
+            return _SNAPSHOT_RESULTS[SNAPSHOT_STALE]
+        if old_pscale < 0 or old_qscale < 0:
+            for side in (bids, asks):
+                pairs += _max_decimals(side, &price_dec, &qty_dec)
+            for event in self._buffer:
+                pairs += _max_decimals(event[3], &price_dec, &qty_dec)
+                pairs += _max_decimals(event[4], &price_dec, &qty_dec)
+            if pairs == 0:
+                price_dec = qty_dec = 8      # nothing to infer from: an empty book
+            if old_pscale < 0:
+                self._set_price_scale(_decimal.check_scale(price_dec))
+            if old_qscale < 0:
+                try:
+                    self._set_qty_scale(_decimal.check_scale(qty_dec))
+                except DecimalError:
+                    self._set_price_scale(old_pscale)
+                    raise
+        side_init(&new_bids, 1)
+        side_init(&new_asks, -1)
+        try:
+            nb = self._parse_side(bids, 0)
+            na = self._parse_side(asks, nb)
+            side_load(&new_bids, self._px, self._qty, nb)
+            side_load(&new_asks, self._px + nb, self._qty + nb, na)
+            if side_best(&new_bids, &bk, &bq) and side_best(&new_asks, &ak, &aq) and bk >= -ak:
+                raise BookError(
+                    f"{self._symbol}: crossed snapshot {lid}: best bid {self.price_str(bk)}"
+                    f" >= best ask {self.price_str(-ak)}")
+        except BaseException:
+            side_free(&new_bids)
+            side_free(&new_asks)
+            self._set_price_scale(old_pscale)
+            self._set_qty_scale(old_qscale)
+            raise
+        side_free(&self._bids)
+        side_free(&self._asks)
+        self._bids = new_bids
+        self._asks = new_asks
+        self._id = lid
+        self._n_snapshots += 1
+        self._has_floor = self._bids.count > 0 and (limit is None or nb >= limit)
+        if self._has_floor:
+            self._floor = self._bids.blocks[0].keys[0]
+        self._has_ceiling = self._asks.count > 0 and (limit is None or na >= limit)
+        if self._has_ceiling:
+            self._ceiling = -self._asks.blocks[0].keys[0]
+        self._set_state(STATE_BRIDGING, REASON_NONE, "")
+        self._trim()
+        pending = self._buffer
+        self._buffer = []
+        for event in pending:
+            try:
+                self._apply(event[0], event[1], event[2], event[3], event[4])
+            except BookError:
+                self._n_bad_buffered += 1
+        if self._state == STATE_SYNCED:
+            return _SNAPSHOT_RESULTS[SNAPSHOT_SYNCED]
+        if self._state == STATE_BRIDGING:
+            return _SNAPSHOT_RESULTS[SNAPSHOT_BRIDGING]
+        return _SNAPSHOT_RESULTS[SNAPSHOT_OUT_OF_SYNC]
+
+    def apply_diff(self, first_id, final_id, bids, asks, prev_final_id=None):
+        return self._apply(first_id, final_id, prev_final_id, bids, asks)
+
+    def apply_event(self, event):
+        symbol = event.s
+        if symbol != self._symbol:
+            raise BookError(f"event for {symbol!r} fed to the {self._symbol} book")
+        return self._apply(event.U, event.u, event.pu if self._futures else None, event.b, event.a)
+
+    def _apply(self, first_id, final_id, prev_final_id, bids, asks):
+        cdef int64_t U = id_arg(first_id, "U (first update ID)")
+        cdef int64_t u = id_arg(final_id, "u (final update ID)")
+        cdef int64_t pu = -1
+        cdef int verdict
+        cdef Py_ssize_t nb, na
+        cdef int flags
+        if self._futures:
+            if prev_final_id is None:
+                raise BookError(f"{self._symbol}: futures events need pu (previous final update ID)")
+            pu = id_arg(prev_final_id, "pu (previous final update ID)")
+        if U > u:
+            raise BookError(f"{self._symbol}: event U={U} > u={u}")
+        if self._state == STATE_WAITING_FOR_SNAPSHOT or self._state == STATE_OUT_OF_SYNC:
+            self._buffer_event(U, u, prev_final_id, bids, asks)
+            return _FLAGS[F_BUFFERED]
+        verdict = self._classify(U, u, pu)
+        if verdict == F_STALE:
+            self._n_stale += 1
+            return _FLAGS[F_STALE]
+        if verdict == F_GAP:
+            self._on_gap(U, u, pu)
+            self._buffer_event(U, u, prev_final_id, bids, asks)
+            return _FLAGS[F_GAP]
+        nb = self._parse_side(bids, 0)
+        na = self._parse_side(asks, nb)
+        flags = self._apply_parsed(nb, na, u)
+        if flags == F_CROSSED:
+            self._buffer_event(U, u, prev_final_id, bids, asks)
+        return _FLAGS[flags]
+
+    cdef int apply_diff_raw(self, int64_t first_id, int64_t final_id, int64_t prev_final_id,
+                            const char* bids, Py_ssize_t bids_len,
+                            const char* asks, Py_ssize_t asks_len) except -1:
+        cdef int verdict
+        cdef Py_ssize_t nb, na
+        cdef int flags
+        if first_id < 0 or first_id > final_id:
+            raise BookError(f"{self._symbol}: bad update IDs U={first_id}, u={final_id}")
+        if self._state == STATE_WAITING_FOR_SNAPSHOT or self._state == STATE_OUT_OF_SYNC:
+            self._buffer_event(first_id, final_id, prev_final_id if self._futures else None,
+                               PyBytes_FromStringAndSize(bids, bids_len),
+                               PyBytes_FromStringAndSize(asks, asks_len))
+            return F_BUFFERED
+        verdict = self._classify(first_id, final_id, prev_final_id)
+        if verdict == F_STALE:
+            self._n_stale += 1
+            return F_STALE
+        if verdict == F_GAP:
+            self._on_gap(first_id, final_id, prev_final_id)
+            self._buffer_event(first_id, final_id, prev_final_id if self._futures else None,
+                               PyBytes_FromStringAndSize(bids, bids_len),
+                               PyBytes_FromStringAndSize(asks, asks_len))
+            return F_GAP
+        if self._pscale < 0 or self._qscale < 0:
+            raise BookError(f"{self._symbol}: scales unknown before the first snapshot")
+        nb = self._parse_json(bids, bids_len, 0)
+        na = self._parse_json(asks, asks_len, nb)
+        flags = self._apply_parsed(nb, na, final_id)
+        if flags == F_CROSSED:
+            self._buffer_event(first_id, final_id, prev_final_id if self._futures else None,
+                               PyBytes_FromStringAndSize(bids, bids_len),
+                               PyBytes_FromStringAndSize(asks, asks_len))
+        return flags
+
+    cdef int _classify(self, int64_t U, int64_t u, int64_t pu) noexcept:
+        """The rules of tickbook._rules, in C: F_APPLIED, F_STALE or F_GAP (gap or no bridge)."""
+        cdef int64_t book_id = self._id
+        if self._state == STATE_BRIDGING:
+            if self._futures:
+                if u < book_id:
+                    return F_STALE
+                return F_GAP if U > book_id else F_APPLIED
+            if u <= book_id:
+                return F_STALE
+            return F_GAP if U > book_id + 1 else F_APPLIED
+        if self._futures:
+            if pu == book_id:
+                return F_APPLIED
+            return F_STALE if u <= book_id else F_GAP
+        if u < book_id:
+            return F_STALE
+        return F_GAP if U > book_id + 1 else F_APPLIED
+
+    def _on_gap(self, int64_t U, int64_t u, int64_t pu):
+        cdef int64_t book_id = self._id
+        if self._state == STATE_BRIDGING:
+            self._n_no_bridge += 1
+            bound = f"{book_id}" if self._futures else f"{book_id} + 1"
+            detail = f"no bridge: first event after snapshot {book_id} has U={U} > {bound} (u={u})"
+            reason = REASON_NO_BRIDGE
+        else:
+            self._n_gaps += 1
+            if self._futures:
+                detail = f"gap: pu={pu} != previous u {book_id} (U={U}, u={u})"
+            else:
+                detail = f"gap: U={U} > book id {book_id} + 1 (u={u})"
+            reason = REASON_GAP
+        self._buffer = []
+        self._set_state(STATE_OUT_OF_SYNC, reason, detail)
+
+    cdef int _buffer_event(self, int64_t first_id, int64_t final_id, object pu, object bids,
+                           object asks) except -1:
+        self._buffer.append((first_id, final_id, pu, own_copy(bids), own_copy(asks)))
+        self._n_buffered += 1
+        if len(self._buffer) > self._buffer_limit:
+            del self._buffer[0]
+            self._n_dropped += 1
+        return 0
+
+    cdef int _apply_parsed(self, Py_ssize_t nb, Py_ssize_t na, int64_t final_id) except -1:
+        """Set the parsed levels; undo them all if the book would cross. Returns F_* flags."""
+        cdef Py_ssize_t j = 0
+        cdef Py_ssize_t total = nb + na
+        cdef int64_t bk0 = NO_KEY, bq0 = 0, ak0 = NO_KEY, aq0 = 0
+        cdef int64_t bk = NO_KEY, bq = 0, ak = NO_KEY, aq = 0
+        cdef bint has_bid, has_ask
+        side_best(&self._bids, &bk0, &bq0)
+        side_best(&self._asks, &ak0, &aq0)
+        try:
+            while j < nb:
+                self._old[j] = side_set(&self._bids, self._px[j], self._qty[j])
+                j += 1
+            while j < total:
+                self._old[j] = side_set(&self._asks, -self._px[j], self._qty[j])
+                j += 1
+        except MemoryError:
+            self._undo(nb, j)
+            raise
+        has_bid = side_best(&self._bids, &bk, &bq)
+        has_ask = side_best(&self._asks, &ak, &aq)
+        if has_bid and has_ask and bk >= -ak:
+            detail = (f"crossed: event u={final_id} would leave best bid {self.price_str(bk)}"
+                      f" >= best ask {self.price_str(-ak)}")
+            self._undo(nb, total)
+            self._n_crossed += 1
+            self._buffer = []
+            self._set_state(STATE_OUT_OF_SYNC, REASON_CROSSED, detail)
+            return F_CROSSED
+        self._id = final_id
+        if self._state == STATE_BRIDGING:
+            self._set_state(STATE_SYNCED, REASON_NONE, "")
+        if self._max_depth:
+            self._trim()
+        self._n_applied += 1
+        if bk != bk0 or bq != bq0 or ak != ak0 or aq != aq0:
+            self._n_bbo += 1
+            return F_APPLIED | F_BBO_CHANGED
+        return F_APPLIED
+
+    cdef void _undo(self, Py_ssize_t nb, Py_ssize_t done) noexcept:
+        """Restore the quantities logged for the first ``done`` parsed levels, newest first."""
+        cdef Py_ssize_t j = done - 1
+        while j >= 0:
+            if j < nb:
+                side_set(&self._bids, self._px[j], self._old[j])
+            else:
+                side_set(&self._asks, -self._px[j], self._old[j])
+            j -= 1
+
+    cdef int _trim(self) except -1:
+        cdef int64_t key
+        if self._max_depth == 0:
+            return 0
+        while self._bids.count > self._max_depth:
+            key = self._bids.blocks[0].keys[0]          # lowest bid
+            side_set(&self._bids, key, 0)
+            if not self._has_floor or key + 1 > self._floor:
+                self._floor = key + 1
+                self._has_floor = True
+        while self._asks.count > self._max_depth:
+            key = self._asks.blocks[0].keys[0]          # highest ask (key = -price)
+            side_set(&self._asks, key, 0)
+            if not self._has_ceiling or -key - 1 < self._ceiling:
+                self._ceiling = -key - 1
+                self._has_ceiling = True
+        return 0
+
+    def invalidate(self, detail=""):
+        self._buffer = []
+        if self._state == STATE_BRIDGING or self._state == STATE_SYNCED:
+            self._set_state(STATE_OUT_OF_SYNC, REASON_INVALIDATED, detail or "invalidated")
+
+    # ------------------------------------------------------------ top of book
+
+    cdef bint best_bid_c(self, int64_t* price, int64_t* qty) noexcept:
+        return side_best(&self._bids, price, qty)
+
+    cdef bint best_ask_c(self, int64_t* price, int64_t* qty) noexcept:
+        cdef int64_t key
+        if not side_best(&self._asks, &key, qty):
+            return False
+        price[0] = -key
+        return True
+
+    def best_bid_ticks(self):
+        cdef int64_t p, q
+        if not self.best_bid_c(&p, &q):
+            return None
+        return (p, q)
+
+    def best_ask_ticks(self):
+        cdef int64_t p, q
+        if not self.best_ask_c(&p, &q):
+            return None
+        return (p, q)
+
+    def best_bid(self):
+        cdef int64_t p, q
+        if not self.best_bid_c(&p, &q):
+            return None
+        return (p / self._pdiv, q / self._qdiv)
+
+    def best_ask(self):
+        cdef int64_t p, q
+        if not self.best_ask_c(&p, &q):
+            return None
+        return (p / self._pdiv, q / self._qdiv)
+
+    def best_bid_str(self):
+        cdef int64_t p, q
+        if not self.best_bid_c(&p, &q):
+            return None
+        return (self.price_str(p), self.qty_str(q))
+
+    def best_ask_str(self):
+        cdef int64_t p, q
+        if not self.best_ask_c(&p, &q):
+            return None
+        return (self.price_str(p), self.qty_str(q))
+
+    def spread_ticks(self):
+        cdef int64_t bp, bq, ap, aq
+        if not (self.best_bid_c(&bp, &bq) and self.best_ask_c(&ap, &aq)):
+            return None
+        return ap - bp
+
+    def spread(self):
+        ticks = self.spread_ticks()
+        return None if ticks is None else ticks / self._pdiv
+
+    def mid(self):
+        cdef int64_t bp, bq, ap, aq
+        if not (self.best_bid_c(&bp, &bq) and self.best_ask_c(&ap, &aq)):
+            return None
+        return _analytics.mid(bp, ap, self._pscale)
+
+    def microprice(self):
+        cdef int64_t bp, bq, ap, aq
+        if not (self.best_bid_c(&bp, &bq) and self.best_ask_c(&ap, &aq)):
+            return None
+        return _analytics.microprice(bp, bq, ap, aq, self._pscale)
+
+    # ------------------------------------------------------------ depth
+
+    def bids_ticks(self, n=None):
+        return side_levels(&self._bids, n)
+
+    def asks_ticks(self, n=None):
+        return side_levels(&self._asks, n)
+
+    def bids(self, n=None):
+        pdiv, qdiv = self._pdiv, self._qdiv
+        return [(p / pdiv, q / qdiv) for p, q in side_levels(&self._bids, n)]
+
+    def asks(self, n=None):
+        pdiv, qdiv = self._pdiv, self._qdiv
+        return [(p / pdiv, q / qdiv) for p, q in side_levels(&self._asks, n)]
+
+    def bids_str(self, n=None):
+        return [(self.price_str(p), self.qty_str(q)) for p, q in side_levels(&self._bids, n)]
+
+    def asks_str(self, n=None):
+        return [(self.price_str(p), self.qty_str(q)) for p, q in side_levels(&self._asks, n)]
+
+    def bids_ticks_array(self, n=None):
+        return _analytics.ticks_array(side_levels(&self._bids, n))
+
+    def asks_ticks_array(self, n=None):
+        return _analytics.ticks_array(side_levels(&self._asks, n))
+
+    def bids_array(self, n=None):
+        return _analytics.float_array(self.bids_ticks_array(n), self._pscale, self._qscale)
+
+    def asks_array(self, n=None):
+        return _analytics.float_array(self.asks_ticks_array(n), self._pscale, self._qscale)
+
+    def qty_at_ticks(self, price):
+        cdef int64_t p = price
+        cdef int64_t q = side_get(&self._bids, p)
+        if q == 0 and p != INT64_MIN:
+            q = side_get(&self._asks, -p)
+        return q
+
+    def qty_at(self, price):
+        return self.qty_at_ticks(self.parse_price(price)) / self._qdiv
+
+    def depth_within_bps_ticks(self, bps):
+        cdef int64_t bp, bq, ap, aq
+        if not (self.best_bid_c(&bp, &bq) and self.best_ask_c(&ap, &aq)):
+            return None
+        return _analytics.depth_within_bps_ticks(bp, ap, bps, self.bids_ticks, self.asks_ticks)
+
+    def depth_within_bps(self, bps):
+        ticks = self.depth_within_bps_ticks(bps)
+        if ticks is None:
+            return None
+        return (ticks[0] / self._qdiv, ticks[1] / self._qdiv)
+
+    def fill(self, side, *, qty=None, notional=None):
+        if side == "buy":
+            top = self.asks_ticks
+        elif side == "sell":
+            top = self.bids_ticks
+        else:
+            raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
+        if self._pscale < 0:
+            return None
+        return _analytics.fill(top, self._pscale, self._qscale, qty, notional)
+
+    def checksum(self, n):
+        return _analytics.checksum(self.bids_str(n), self.asks_str(n))
+
+    # ------------------------------------------------------------ conversions
+
+    def _need_scales(self):
+        if self._pscale < 0 or self._qscale < 0:
+            raise BookError(f"{self._symbol}: scales unknown before the first snapshot")
+
+    def parse_price(self, text):
+        self._need_scales()
+        return parse_item(text, self._pscale)
+
+    def parse_qty(self, text):
+        self._need_scales()
+        return parse_item(text, self._qscale)
+
+    def price_str(self, ticks):
+        self._need_scales()
+        return _decimal.format_decimal(ticks, self._pscale)
+
+    def qty_str(self, ticks):
+        self._need_scales()
+        return _decimal.format_decimal(ticks, self._qscale)
+
+    # ------------------------------------------------------------ misc
+
+    def copy(self):
+        cdef OrderBook other = OrderBook.__new__(OrderBook)
+        side_copy(&other._bids, &self._bids)
+        side_copy(&other._asks, &self._asks)
+        other._symbol = self._symbol
+        other._market = self._market
+        other._futures = self._futures
+        other._set_price_scale(self._pscale)
+        other._set_qty_scale(self._qscale)
+        other._id = self._id
+        other._state = self._state
+        other._reason = self._reason
+        other._detail = self._detail
+        other._since_ns = self._since_ns
+        other._since_id = self._since_id
+        other._max_depth = self._max_depth
+        other._buffer_limit = self._buffer_limit
+        other._buffer = list(self._buffer)
+        other._has_floor = self._has_floor
+        other._floor = self._floor
+        other._has_ceiling = self._has_ceiling
+        other._ceiling = self._ceiling
+        other._n_applied = self._n_applied
+        other._n_bbo = self._n_bbo
+        other._n_stale = self._n_stale
+        other._n_buffered = self._n_buffered
+        other._n_gaps = self._n_gaps
+        other._n_no_bridge = self._n_no_bridge
+        other._n_crossed = self._n_crossed
+        other._n_snapshots = self._n_snapshots
+        other._n_stale_snapshots = self._n_stale_snapshots
+        other._n_dropped = self._n_dropped
+        other._n_bad_buffered = self._n_bad_buffered
+        return other
+
+    def __copy__(self):
+        return self.copy()
+
+    def memory_bytes(self):
+        return side_memory(&self._bids) + side_memory(&self._asks)
+
+    def _check(self):
+        cdef int64_t bp, bq, ap, aq
+        side_check(&self._bids, "bids")
+        side_check(&self._asks, "asks")
+        if self._state == STATE_SYNCED and self.best_bid_c(&bp, &bq) and self.best_ask_c(&ap, &aq):
+            if bp >= ap:
+                raise AssertionError(f"synced book is crossed: bid {bp} >= ask {ap}")
+        if self._max_depth and (self._bids.count > self._max_depth or self._asks.count > self._max_depth):
+            raise AssertionError("max_depth exceeded")
+        if (self._bids.count or self._asks.count) and (self._pscale < 0 or self._qscale < 0):
+            raise AssertionError("levels stored without scales")
+        if len(self._buffer) > self._buffer_limit:
+            raise AssertionError("buffer beyond buffer_limit")
+        in_sync_phase = self._state == STATE_BRIDGING or self._state == STATE_SYNCED
+        if in_sync_phase != (self._reason == REASON_NONE):
+            raise AssertionError(f"state {self.state.name} with reason {self.reason.name}")
+
+    def __repr__(self):
+        bid = self.best_bid_str() if self._pscale >= 0 else None
+        ask = self.best_ask_str() if self._pscale >= 0 else None
+        return (f"<OrderBook {self._symbol} {self._market.value} {self.state.name}"
+                f" id={self._id} bid={bid} ask={ask}"
+                f" levels={self._bids.count}/{self._asks.count}>")
