@@ -110,6 +110,8 @@ cdef class OrderBook:
     cdef bint is_synced_c(self) noexcept
 
     # internals shared by the Python and C entry points
+    cdef object _apply(self, object first_id, object final_id, object prev_final_id, object bids,
+                       object asks)
     cdef int _ensure_scratch(self, Py_ssize_t n) except -1
     cdef Py_ssize_t _parse_side(self, object levels, Py_ssize_t start) except -1
     cdef Py_ssize_t _parse_json(self, const char* p, Py_ssize_t n, Py_ssize_t start) except -1
