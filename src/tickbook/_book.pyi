@@ -44,7 +44,7 @@ class OrderBook:
         events buffered before it). ``max_depth`` > 0 keeps at most that many
         levels per side (the worst are trimmed, and the book then knows it is
         incomplete beyond them). ``buffer_limit`` bounds the events kept
-        while waiting for a snapshot (the oldest are dropped).
+        while waiting for a snapshot (default 10,000; the oldest are dropped).
         """
 
     # identity and sync state

@@ -34,6 +34,7 @@ from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memmove
 
 import time
+from collections.abc import Sequence
 
 import msgspec
 import numpy as np
@@ -77,6 +78,10 @@ globals().update(
     SNAPSHOT_SYNCED=SNAPSHOT_SYNCED,
     SNAPSHOT_OUT_OF_SYNC=SNAPSHOT_OUT_OF_SYNC,
 )
+
+# The general path's decoder: it checks the whole side's shape before any number is read.
+cdef object _LEVELS_DECODER = msgspec.json.Decoder(list[tuple[str, str]])
+cdef tuple _TEXT_TYPES = (str, bytes, bytearray, memoryview)
 
 # Enum objects are built once: constructing an IntFlag per call would cost
 # more than applying a typical event.
@@ -276,7 +281,7 @@ cdef int64_t parse_item(object item, int scale) except? -1:
             PyBuffer_Release(&view)
         return value
     else:
-        raise LevelsFormatError(f"a price or quantity must be a string, got {type(item).__name__}: {item!r}")
+        raise DecimalError(f"malformed decimal {item!r}: expected str or bytes, got {type(item).__name__}")
     if code != DEC_OK:
         raise_decimal(code, p, n, scale)
     return value
@@ -673,7 +678,7 @@ cdef class OrderBook:
         free(self._old)
 
     def __init__(self, symbol, market="spot", *, tick_size=None, step_size=None, max_depth=0,
-                 buffer_limit=100_000):
+                 buffer_limit=10_000):
         if not isinstance(symbol, str) or not symbol or not symbol.isascii():
             raise BookError(f"symbol must be a non-empty ASCII string, got {symbol!r}")
         if not isinstance(max_depth, int) or max_depth < 0:
@@ -907,26 +912,43 @@ cdef class OrderBook:
             return self._parse_json_slow(p, n, start)
         return count
 
+    def _check_shape(self, levels):
+        """Raise LevelsFormatError if one side is not a well-formed list of two-string pairs."""
+        if isinstance(levels, (bytes, str)) or PyObject_CheckBuffer(levels):
+            try:
+                _LEVELS_DECODER.decode(levels if isinstance(levels, (bytes, str)) else bytes(memoryview(levels)))
+            except msgspec.DecodeError as exc:
+                raise LevelsFormatError(f"levels are not a JSON array of [price, qty] strings: {exc}") from None
+        else:
+            self._parse_seq_shape(levels)
+
+    def _parse_seq_shape(self, levels):
+        """The reference's shape rules for a Python sequence of pairs (numbers not read)."""
+        if not isinstance(levels, (list, tuple)) and not isinstance(levels, Sequence):
+            raise LevelsFormatError(
+                f"levels must be JSON text or a sequence of [price, qty] pairs, got {type(levels).__name__}")
+        for j, pair in enumerate(levels):
+            if (isinstance(pair, _TEXT_TYPES) or not isinstance(pair, (list, tuple, Sequence))
+                    or len(pair) != 2):
+                raise LevelsFormatError(f"level {j} is not a [price, qty] pair: {pair!r}")
+            if not isinstance(pair[0], _TEXT_TYPES) or not isinstance(pair[1], _TEXT_TYPES):
+                raise LevelsFormatError(f"level {j} must hold two strings, got {pair!r}")
+
     cdef Py_ssize_t _parse_json_slow(self, const char* p, Py_ssize_t n, Py_ssize_t start) except -1:
         data = PyBytes_FromStringAndSize(p, n)
         try:
-            levels = msgspec.json.decode(data)
-        except msgspec.DecodeError as exc:
-            raise LevelsFormatError(f"levels are not valid JSON ({exc}): {data[:80]!r}") from None
-        if not isinstance(levels, list):
-            raise LevelsFormatError(f"levels must be a JSON array of [price, qty] pairs: {data[:80]!r}")
+            levels = _LEVELS_DECODER.decode(data)
+        except msgspec.DecodeError as exc:   # also ValidationError: the wrong shape
+            raise LevelsFormatError(f"levels are not a JSON array of [price, qty] strings: {exc}") from None
         return self._parse_seq(levels, start)
 
     cdef Py_ssize_t _parse_seq(self, object seq, Py_ssize_t start) except -1:
+        """A Python sequence of (price, qty) pairs: the whole side's shape first, then the numbers."""
         cdef Py_ssize_t j = 0
-        if isinstance(seq, (str, bytes, bytearray, memoryview)) or not hasattr(seq, "__iter__"):
-            raise LevelsFormatError(f"levels must be a sequence of [price, qty] pairs, got {type(seq).__name__}")
-        if not isinstance(seq, (list, tuple)):
-            seq = list(seq)
+        self._parse_seq_shape(seq)
         self._ensure_scratch(start + len(seq))
+        j = 0
         for pair in seq:
-            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-                raise LevelsFormatError(f"a level must be a [price, qty] pair, got {pair!r}")
             self._px[start + j] = parse_item(pair[0], self._pscale)
             self._qty[start + j] = parse_item(pair[1], self._qscale)
             j += 1
@@ -975,7 +997,11 @@ cdef class OrderBook:
         side_init(&new_bids, 1)
         side_init(&new_asks, -1)
         try:
-            nb = self._parse_side(bids, 0)
+            try:
+                nb = self._parse_side(bids, 0)
+            except DecimalError:
+                self._check_shape(asks)     # the reference reads both shapes before any number
+                raise
             na = self._parse_side(asks, nb)
             side_load(&new_bids, self._px, self._qty, nb)
             side_load(&new_asks, self._px + nb, self._qty + nb, na)
@@ -995,13 +1021,15 @@ cdef class OrderBook:
         self._asks = new_asks
         self._id = lid
         self._n_snapshots += 1
-        self._has_floor = self._bids.count > 0 and (limit is None or nb >= limit)
+        self._has_floor = self._bids.count > 0 and (limit is None or self._bids.count >= limit)
         if self._has_floor:
             self._floor = self._bids.blocks[0].keys[0]
-        self._has_ceiling = self._asks.count > 0 and (limit is None or na >= limit)
+        self._has_ceiling = self._asks.count > 0 and (limit is None or self._asks.count >= limit)
         if self._has_ceiling:
             self._ceiling = -self._asks.blocks[0].keys[0]
         self._set_state(STATE_BRIDGING, REASON_NONE, "")
+        self._since_ns = time.time_ns()         # a snapshot always starts a new period
+        self._since_id = lid
         self._trim()
         pending = self._buffer
         self._buffer = []
@@ -1037,6 +1065,8 @@ cdef class OrderBook:
             if prev_final_id is None:
                 raise BookError(f"{self._symbol}: futures events need pu (previous final update ID)")
             pu = id_arg(prev_final_id, "pu (previous final update ID)")
+        else:
+            prev_final_id = None                # spot events carry no pu
         if U > u:
             raise BookError(f"{self._symbol}: event U={U} > u={u}")
         if self._state == STATE_WAITING_FOR_SNAPSHOT or self._state == STATE_OUT_OF_SYNC:
@@ -1342,9 +1372,7 @@ cdef class OrderBook:
             top = self.bids_ticks
         else:
             raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
-        if self._pscale < 0:
-            return None
-        return _analytics.fill(top, self._pscale, self._qscale, qty, notional)
+        return _analytics.fill(top, max(self._pscale, 0), max(self._qscale, 0), qty, notional)
 
     def checksum(self, n):
         return _analytics.checksum(self.bids_str(n), self.asks_str(n))

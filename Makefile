@@ -1,0 +1,105 @@
+# tickbook: every target sets up what it needs (virtualenv, dependencies, compiled core).
+# `make help` lists the targets.
+
+PYTHON ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+BENCH_ARGS ?= --benchmark-only --benchmark-disable-gc --benchmark-warmup=on \
+	--benchmark-sort=name --benchmark-columns=min,median,mean,iqr,ops,rounds
+DEMO_ARGS ?= --show-bbo data/real/hftbacktest/spot/btcusdt_20240808.gz \
+	data/real/hftbacktest/spot/btcusdt_20240809.gz
+# NO_TESTS_OK=1: pytest's "no tests collected" (exit 5) is not an error (used by .ci/run).
+NO_TESTS_OK ?=
+
+EXT_SOURCES := $(wildcard src/tickbook/*.pyx src/tickbook/*.pxd src/tickbook/*.h)
+CYTHON_FILES := $(filter %.pyx %.pxd,$(EXT_SOURCES))
+STAMP_VENV := $(VENV)/.installed
+STAMP_BENCH := $(VENV)/.installed-bench
+STAMP_RELEASE := build/.ext-release
+STAMP_DEBUG := build/.ext-debug
+LINT_PATHS := $(wildcard src tests benches)
+
+.DEFAULT_GOAL := help
+.PHONY: help venv build debug annotate test test-py test-debug demo bench lint typecheck clean distclean
+
+help: ## show this list
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-11s %s\n", $$1, $$2}' \
+		$(MAKEFILE_LIST)
+
+# The project is installed editable with TICKBOOK_NO_EXTENSIONS=1: pip only installs the
+# dependencies and points the venv at src/. The extension is then built in place into
+# src/tickbook/ by `build` (or `debug`), so it is rebuilt whenever its sources change.
+$(STAMP_VENV): pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet "setuptools>=77" "Cython>=3.1,<4" wheel
+	TICKBOOK_NO_EXTENSIONS=1 $(VPY) -m pip install --quiet --no-build-isolation -e '.[test,dev]'
+	@rm -f $(STAMP_BENCH)
+	@touch $@
+
+$(STAMP_BENCH): $(STAMP_VENV)
+	TICKBOOK_NO_EXTENSIONS=1 $(VPY) -m pip install --quiet --no-build-isolation -e '.[test,dev,bench]'
+	@touch $@
+
+venv: $(STAMP_VENV) ## create the virtualenv and install the project with its test and dev extras
+
+$(STAMP_RELEASE): $(STAMP_VENV) setup.py $(EXT_SOURCES)
+	@mkdir -p build && rm -f $(STAMP_DEBUG)
+	TICKBOOK_BUILD=release $(VPY) setup.py --quiet build_ext --inplace
+	@touch $@
+
+build: $(STAMP_RELEASE) ## build the Cython core in place, release profile
+
+debug: $(STAMP_VENV) ## build the Cython core in place, debug profile (checks, linetrace, -O0 -g)
+	@mkdir -p build && rm -f $(STAMP_RELEASE)
+	TICKBOOK_BUILD=debug $(VPY) setup.py --quiet build_ext --inplace
+	@touch $(STAMP_DEBUG)
+
+annotate: $(STAMP_VENV) ## write Cython's annotated HTML (src/tickbook/*.html), release profile
+	@mkdir -p build && rm -f $(STAMP_DEBUG)
+	TICKBOOK_BUILD=release TICKBOOK_ANNOTATE=1 $(VPY) setup.py --quiet build_ext --inplace
+	@touch $(STAMP_RELEASE)
+	@ls src/tickbook/*.html
+
+# Runs pytest; exit 5 (no tests collected) passes only with NO_TESTS_OK=1.
+define run_pytest
+	@echo "$(VPY) -m pytest $(1)"; \
+	$(2) $(VPY) -m pytest $(1); rc=$$?; \
+	if [ $$rc -eq 5 ]; then \
+		echo "pytest: no tests were collected (exit 5)"; \
+		if [ -n "$(NO_TESTS_OK)" ]; then rc=0; fi; \
+	fi; \
+	exit $$rc
+endef
+
+test: build ## run the test suite (every book test runs on the Cython core and the Python twin)
+	$(call run_pytest,$(PYTEST_ARGS) tests,)
+
+test-py: $(STAMP_VENV) ## run the test suite with TICKBOOK_NO_EXTENSIONS=1 (pure Python only)
+	$(call run_pytest,$(PYTEST_ARGS) tests,TICKBOOK_NO_EXTENSIONS=1)
+
+test-debug: debug ## build the debug profile, then run the test suite on it
+	$(call run_pytest,$(PYTEST_ARGS) tests,)
+
+demo: build ## replay a real recorded Binance market through the engine (DEMO_ARGS=...)
+	$(VPY) -m tickbook replay $(DEMO_ARGS)
+
+bench: build $(STAMP_BENCH) ## run benches/ with pytest-benchmark (BENCH_ARGS=...)
+	$(VPY) -m pytest benches $(BENCH_ARGS)
+
+lint: $(STAMP_VENV) ## ruff check + ruff format --check; cython-lint on the .pyx/.pxd files
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(if $(CYTHON_FILES),PATH="$(abspath $(VENV))/bin:$$PATH" cython-lint $(CYTHON_FILES))
+
+typecheck: $(STAMP_VENV) ## mypy --strict on src/tickbook
+	$(VENV)/bin/mypy
+
+clean: ## remove build products and caches (keeps the virtualenv and .hypothesis/)
+	rm -rf build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .benchmarks
+	rm -f src/tickbook/*.so src/tickbook/*.html
+	rm -f $(patsubst %.pyx,%.c,$(wildcard src/tickbook/*.pyx))
+	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+distclean: clean ## clean, and remove the virtualenv too
+	rm -rf $(VENV)

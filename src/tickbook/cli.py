@@ -1,0 +1,319 @@
+"""The ``tickbook`` command line: ``tickbook replay ...`` (more subcommands: sim, watch, record, bench).
+
+Exit status: 0 success; 1 ``--strict`` and something went wrong (a gap, a
+crossed book, a bookTicker mismatch, an error, a book not in sync at the end);
+2 bad arguments or unreadable input (a one-line message, no traceback);
+130 interrupted (the summary so far is printed first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TextIO
+
+import tickbook
+from tickbook._types import Market
+from tickbook.recording import RecordingError, SnapshotFile, parse_snapshot_arg, time_to_ns
+from tickbook.replay import Replay
+
+__all__ = ["build_parser", "main", "run"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """Bad arguments or input files: reported as ``tickbook <command>: error: ...``, exit status 2."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, one subparser per command."""
+    parser = argparse.ArgumentParser(
+        prog="tickbook",
+        description="Exact, validated local Binance order books.",
+    )
+    parser.add_argument("--version", action="version", version=f"tickbook {tickbook.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    replay = commands.add_parser(
+        "replay",
+        help="replay recorded market data through the engine and check the books",
+        description=(
+            "Replay recorded Binance market data (timestamped lines '<time> <json>', or plain JSONL "
+            "with separate snapshot files; gzip or plain) through decode -> sync -> book, one book "
+            "per symbol, and report what happened. Several files are one continuous recording."
+        ),
+    )
+    replay.add_argument("files", nargs="+", metavar="FILE", help="recording files, in order")
+    replay.add_argument(
+        "--snapshot",
+        action="append",
+        default=[],
+        metavar="[SYMBOL=]FILE",
+        help="a REST depth snapshot in its own file (repeatable); without SYMBOL= the symbol is "
+        "read from the file name",
+    )
+    replay.add_argument(
+        "--market",
+        choices=[m.value for m in Market],
+        help="market of the recording (default: inferred from the first depth message)",
+    )
+    replay.add_argument(
+        "--check-bookticker",
+        action="store_true",
+        help="compare the book's best bid/ask with every bookTicker at the same update ID",
+    )
+    replay.add_argument(
+        "--drop-depth",
+        type=_positive_int,
+        metavar="N",
+        help="drop the N-th depth message of each symbol (1-based) to show gap detection",
+    )
+    replay.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    replay.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 1 on any gap, crossed book, bookTicker mismatch, error or unsynced book",
+    )
+    replay.add_argument(
+        "--show-bbo",
+        action="store_true",
+        help="print every best bid/ask change as it happens (to stderr with --json)",
+    )
+    replay.add_argument(
+        "--impl",
+        choices=["c", "py"],
+        help="book implementation: the Cython core or the pure-Python reference "
+        f"(default: tickbook.OrderBook, here {tickbook.IMPLEMENTATION!r})",
+    )
+    replay.set_defaults(handler=_cmd_replay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (also for ``--help`` and usage errors)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help, --version and bad arguments
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except UsageError as exc:
+        print(f"tickbook {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader went away (`tickbook replay --show-bbo ... | head`): stop quietly, and
+        # point stdout at /dev/null so the interpreter's final flush does not complain.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
+
+
+def run() -> NoReturn:
+    """Console-script style entry point: ``sys.exit(main())``."""
+    sys.exit(main())
+
+
+# ------------------------------------------------------------------- replay
+
+
+def _load_impl(name: str | None) -> type:
+    if name is None:
+        return tickbook.OrderBook
+    if name == "py":
+        from tickbook._book_py import OrderBook as PyOrderBook
+
+        return PyOrderBook
+    try:
+        from tickbook._book import OrderBook as COrderBook
+    except ImportError as exc:
+        raise UsageError(f"the Cython core is not built here ({exc}); use --impl py") from None
+    return COrderBook
+
+
+def _check_readable(path: str) -> None:
+    if not os.path.exists(path):
+        raise UsageError(f"no such file: {path}")
+    if os.path.isdir(path):
+        raise UsageError(f"is a directory, not a recording: {path}")
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"cannot read {path}: permission denied")
+
+
+def _format_time(value: int | None) -> str:
+    if value is None:
+        return ""
+    seconds, nanos = divmod(time_to_ns(value), 1_000_000_000)
+    try:
+        stamp = dt.datetime.fromtimestamp(seconds, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return f"{value} "
+    return f"{stamp}.{nanos // 1000:06d} "
+
+
+def _bbo_printer(replay: Replay, out: TextIO) -> Callable[[Any], None]:
+    """The ``on_bbo`` callback of ``--show-bbo``: one line per best bid/ask change."""
+
+    def show(book: Any) -> None:
+        bid = book.best_bid_str()
+        ask = book.best_ask_str()
+        left = f"{bid[1]} @ {bid[0]}" if bid is not None else "-"
+        right = f"{ask[0]} @ {ask[1]}" if ask is not None else "-"
+        spread_ticks = book.spread_ticks()
+        spread = f"  spread {book.price_str(spread_ticks)}" if spread_ticks is not None else ""
+        sync = "" if book.synced else f"  [{book.state.name}]"
+        out.write(f"{_format_time(replay.time)}{book.symbol:<10} {left:>24} | {right:<24}{spread}{sync}\n")
+
+    return show
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    impl = _load_impl(args.impl)
+    for path in args.files:
+        _check_readable(path)
+    snapshots: list[SnapshotFile] = []
+    for text in args.snapshot:
+        symbol, path = parse_snapshot_arg(text)
+        _check_readable(path)
+        try:
+            snapshots.append(SnapshotFile.load(path, symbol))
+        except RecordingError as exc:
+            raise UsageError(str(exc)) from None
+
+    replay = Replay(
+        market=args.market,
+        impl=impl,
+        snapshots=snapshots,
+        drop_depth=args.drop_depth,
+        check_bookticker=args.check_bookticker,
+    )
+    if args.show_bbo:
+        replay.on_bbo = _bbo_printer(replay, sys.stderr if args.json else sys.stdout)
+
+    status = EXIT_OK
+    try:
+        summary = replay.run_files(args.files)
+    except KeyboardInterrupt:
+        summary = replay.summary()
+        summary["interrupted"] = True
+        status = EXIT_INTERRUPTED
+    summary["files"] = list(args.files)
+    summary["snapshot_files"] = [s.path for s in snapshots]
+    summary["check_bookticker"] = bool(args.check_bookticker)
+    summary["drop_depth"] = args.drop_depth
+
+    if args.json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        _print_summary(summary, sys.stdout)
+    sys.stdout.flush()
+    if status == EXIT_OK and args.strict and not summary["ok"]:
+        status = EXIT_FAILED
+    return status
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def _print_summary(s: dict[str, Any], out: TextIO) -> None:
+    """A readable summary: one header line, one table row per symbol, then what went wrong."""
+    files = s["files"]
+    out.write(
+        f"replayed {len(files)} file{'s' if len(files) != 1 else ''}: {_n(s['records'])} records "
+        f"({_n(s['depth_messages'])} depth, {_n(s['book_tickers'])} bookTicker, "
+        f"{_n(s['snapshots'])} snapshot, {_n(s['other'])} other); "
+        f"market {s['market'] or '?'}, book {s['impl']}\n"
+    )
+    headers = [
+        "symbol",
+        "depth",
+        "applied",
+        "stale",
+        "gaps",
+        "resyncs",
+        "crossed",
+        "errors",
+        "bookTicker ok/bad",
+        "best bid",
+        "best ask",
+        "levels",
+        "state",
+    ]
+    rows = [headers]
+    for symbol, e in s["symbols"].items():
+        bid = f"{e['best_bid'][1]} @ {e['best_bid'][0]}" if e["best_bid"] else "-"
+        ask = f"{e['best_ask'][0]} @ {e['best_ask'][1]}" if e["best_ask"] else "-"
+        checked = (
+            f"{_n(e['bookticker_matches'])}/{_n(e['bookticker_mismatches'])}"
+            if s["check_bookticker"]
+            else "-"
+        )
+        gaps = _n(e["gaps"]) + (f" (at {', '.join(map(str, e['gap_at'][:3]))})" if e["gap_at"] else "")
+        state = e["state"] if e["reason"] == "NONE" else f"{e['state']} ({e['reason']})"
+        rows.append(
+            [
+                symbol,
+                _n(e["depth_messages"]),
+                _n(e["applied"]),
+                _n(e["stale"]),
+                gaps,
+                _n(e["resyncs"]),
+                _n(e["crossed"]),
+                _n(e["errors"]),
+                checked,
+                bid,
+                ask,
+                f"{_n(e['bid_levels'])}/{_n(e['ask_levels'])}",
+                state,
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(headers))]
+    left = {0, 10, 12}  # text columns (and the ask, read from its price); the rest right-aligned
+    for row in rows:
+        cells = [
+            c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        out.write("  ".join(cells).rstrip() + "\n")
+    if not s["symbols"]:
+        out.write("(no depth messages)\n")
+    rate = s["messages_per_second"]
+    out.write(f"elapsed {s['elapsed_seconds']:.3f} s, {rate:,.0f} depth messages/s\n")
+    if s.get("drop_depth"):
+        out.write(f"dropped depth message {s['drop_depth']} of each symbol (--drop-depth)\n")
+    for sample in s["error_samples"]:
+        out.write(f"error: {sample}\n")
+    for m in s["bookticker_mismatch_samples"][:5]:
+        out.write(
+            f"bookTicker mismatch {m['symbol']} u={m['u']}: book {m['book_bid']} | {m['book_ask']}, "
+            f"ticker {m['ticker_bid']} | {m['ticker_ask']}\n"
+        )
+    if s.get("interrupted"):
+        out.write("interrupted: the summary covers the records replayed so far\n")
+    if s["problems"]:
+        out.write("problems: " + "; ".join(s["problems"]) + "\n")
+    else:
+        out.write(
+            "ok: no gap, no crossed book, no error"
+            + (", no bookTicker mismatch" if s["check_bookticker"] else "")
+            + "\n"
+        )
