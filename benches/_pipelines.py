@@ -27,6 +27,7 @@ scan and int64 conversion as the core's apply, with no book work).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import gzip
@@ -90,10 +91,18 @@ class Dataset:
     levels: int  # levels over all of ``messages``
     median_levels: float  # levels per message, median
     snapshot_levels: tuple[int, int]  # bids, asks in the snapshot
+    level_counts: list[int]  # levels of each message
+    prefix_of: str | None = None  # the dataset this one is the first messages of
 
     @property
     def futures(self) -> bool:
         return self.market != "spot"
+
+    def prefix(self, n: int) -> Dataset:
+        """The first ``n`` messages (for the slowest pipelines on the large generated stream)."""
+        if n >= len(self.messages):
+            return self
+        return _prefix(self, n)
 
     def info(self) -> dict[str, Any]:
         """What the report needs to turn a pass time into ns per message and per level."""
@@ -105,7 +114,36 @@ class Dataset:
             "median_levels": self.median_levels,
             "dropped": self.dropped,
             "snapshot_levels": list(self.snapshot_levels),
+            "prefix_of": self.prefix_of,
         }
+
+
+@functools.cache
+def _prefix(ds: Dataset, n: int) -> Dataset:
+    counts = ds.level_counts[:n]
+    return dataclasses.replace(
+        ds,
+        title=f"{ds.title}, first {n:,} messages",
+        messages=ds.messages[:n],
+        levels=sum(counts),
+        median_levels=float(statistics.median(counts)),
+        level_counts=counts,
+        prefix_of=ds.key,
+    )
+
+
+#: On the large generated stream these pipelines run on its first PREFIX messages only: a
+#: full pass of them would take most of a minute. The generated book keeps its size, so the
+#: cost per message of a prefix stands for the whole stream (the tables mark these rows).
+SLOW = frozenset({"tutorial", "order-book"})
+PREFIX = 2_000
+
+
+def for_pipeline(ds: Dataset, key: str) -> Dataset:
+    """The dataset a pipeline runs on: ``ds``, or its prefix for the slow ones on ``generated``."""
+    if ds.key == "generated" and key in SLOW:
+        return ds.prefix(PREFIX)
+    return ds
 
 
 class _Ids(msgspec.Struct, gc=False):
@@ -159,6 +197,7 @@ def _prepare(key: str, title: str, market: str, snapshot: bytes, lines: Iterable
         levels=sum(per),
         median_levels=float(statistics.median(per)),
         snapshot_levels=(len(snap["bids"]), len(snap["asks"])),
+        level_counts=per,
     )
 
 
@@ -172,7 +211,9 @@ def _real(market: str) -> Dataset:
 
 
 @functools.cache
-def load(key: str, seed: int | None = None, messages: int | None = None, levels: int | None = None) -> Dataset:
+def load(
+    key: str, seed: int | None = None, messages: int | None = None, levels: int | None = None
+) -> Dataset:
     """``spot`` / ``usdm`` (the real recordings) or ``generated`` (benches/generate.py)."""
     if key in ("spot", "usdm"):
         return _real(key)
@@ -220,7 +261,11 @@ def _pair(pair: Any) -> tuple[Decimal, Decimal]:
 
 
 def _combined_typed(ds: Dataset) -> msgspec.json.Decoder[Any]:
-    return tb_decode.combined_futures_depth_typed_decoder if ds.futures else tb_decode.combined_depth_typed_decoder
+    return (
+        tb_decode.combined_futures_depth_typed_decoder
+        if ds.futures
+        else tb_decode.combined_depth_typed_decoder
+    )
 
 
 def _combined_raw(ds: Dataset) -> msgspec.json.Decoder[Any]:
@@ -252,7 +297,7 @@ def _decode_msgspec(dec: msgspec.json.Decoder[Any], ds: Dataset) -> Callable[[],
 
     def run() -> None:
         for raw in msgs:
-            decode(raw).data
+            _ = decode(raw).data
 
     return run
 
@@ -402,7 +447,9 @@ class _FloatBook(Pipeline):
         for raw in self.ds.messages:
             ev = decode(raw).data
             pu = ev.pu if self.ds.futures else -1
-            out.append((ev.U, ev.u, pu, [(conv(p), conv(q)) for p, q in ev.b], [(conv(p), conv(q)) for p, q in ev.a]))
+            out.append(
+                (ev.U, ev.u, pu, [(conv(p), conv(q)) for p, q in ev.b], [(conv(p), conv(q)) for p, q in ev.a])
+            )
         return out
 
     convert: Callable[[str], Any] = float
@@ -756,7 +803,9 @@ def synthetic_levels(per_side: int, seed: int = 7) -> tuple[list[tuple[str, str]
     return bids, asks
 
 
-def _books_from(bids: list[tuple[str, str]], asks: list[tuple[str, str]], market: str) -> list[tuple[str, Any]]:
+def _books_from(
+    bids: list[tuple[str, str]], asks: list[tuple[str, str]], market: str
+) -> list[tuple[str, Any]]:
     """(label, bytes) per book holding exactly these levels."""
     rows: list[tuple[str, Any]] = []
     blob_b = json.dumps(bids).encode()
@@ -770,10 +819,15 @@ def _books_from(bids: list[tuple[str, str]], asks: list[tuple[str, str]], market
     rows.append(("tickbook reference, `memory_bytes()` (getsizeof estimate)", ref.memory_bytes()))
     _, traced = _traced(lambda: _rebuild_ref(blob_b, blob_a, market))
     rows.append(("tickbook reference, tracemalloc", traced))
-    for label, conv in (("SortedDict[float] per side, tracemalloc", float), ("SortedDict[Decimal], tracemalloc", Decimal)):
+    for label, conv in (
+        ("SortedDict[float] per side, tracemalloc", float),
+        ("SortedDict[Decimal], tracemalloc", Decimal),
+    ):
         _, traced = _traced(lambda conv=conv: _sorted_dicts(bids, asks, conv))
         rows.append((label, traced))
-    _, traced = _traced(lambda: ({float(p): float(q) for p, q in bids}, {float(p): float(q) for p, q in asks}))
+    _, traced = _traced(
+        lambda: ({float(p): float(q) for p, q in bids}, {float(p): float(q) for p, q in asks})
+    )
     rows.append(("dict[float, float] per side (tutorial), tracemalloc", traced))
     return rows
 
@@ -784,7 +838,9 @@ def _rebuild_ref(blob_b: bytes, blob_a: bytes, market: str) -> Any:
     return ref
 
 
-def _sorted_dicts(bids: list[tuple[str, str]], asks: list[tuple[str, str]], conv: Callable[[str], Any]) -> Any:
+def _sorted_dicts(
+    bids: list[tuple[str, str]], asks: list[tuple[str, str]], conv: Callable[[str], Any]
+) -> Any:
     return SortedDict({conv(p): conv(q) for p, q in bids}), SortedDict({conv(p): conv(q) for p, q in asks})
 
 
@@ -829,14 +885,43 @@ def time_pass(fn: Callable[[], None]) -> float:
             gc.enable()
 
 
+def core_build() -> dict[str, Any]:
+    """Which build of the core was measured: its file, size, modification time and a hash."""
+    import hashlib
+
+    if CoreBook is None:
+        return {"built": False}
+    path = Path(sys.modules[CoreBook.__module__].__file__ or "")
+    stat = path.stat()
+    return {
+        "built": True,
+        "file": path.name,
+        "bytes": stat.st_size,
+        "mtime": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(stat.st_mtime)),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16],
+    }
+
+
 def versions() -> dict[str, str]:
     """Versions of Python and of every competitor and decoder."""
     from importlib import metadata
 
     out = {"python": sys.version.split()[0]}
-    for dist in ("tickbook", "msgspec", "orjson", "sortedcontainers", "order-book", "pytest-benchmark", "Cython"):
+    for dist in (
+        "tickbook",
+        "msgspec",
+        "orjson",
+        "sortedcontainers",
+        "order-book",
+        "pytest-benchmark",
+        "Cython",
+    ):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             out[dist] = "not installed"
+            if dist == "tickbook":  # run from the source tree (PYTHONPATH=src), not installed
+                import tickbook
+
+                out[dist] = f"{tickbook.__version__} (source tree)"
     return out

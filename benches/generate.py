@@ -5,9 +5,11 @@ The model, per message:
 * the mid is a random walk in ticks (mostly small steps, now and then a jump); when it moves,
   the levels it crosses are deleted in that message, so the book never crosses;
 * every other level touched is drawn by its distance from the touch: most within a few ticks
-  (exponential, mean ``NEAR_MEAN`` ticks), a tail (``FAR_SHARE`` of them, as on the real spot
-  recording, where about 28 % of touched levels sit more than 50 ticks away) log-uniform out
-  to ``FAR_MAX`` ticks;
+  (exponential, mean ``NEAR_MEAN`` ticks), a tail (``FAR_SHARE`` of the draws) log-uniform
+  from ``FAR_MIN`` out to ``FAR_MAX`` ticks. This stream is touch-heavy on purpose (about a
+  third of its levels within 5 ticks of the touch, median rank 6 from the best); the real
+  spot recording spreads its updates through the book (median 2,700 ticks and rank 90 from
+  the best), so the two regimes complement each other;
 * a touched level that exists is deleted or given a new quantity; one that does not exist is
   added, or deleted anyway (Binance sends deletes of levels a local book never had). The
   add/delete odds follow the book size, so adds and deletes balance and the book stays near
@@ -45,10 +47,10 @@ STREAM = "btcusdt@depth@100ms"
 START_MID = 6_180_000  # ticks of 0.01: 61,800.00
 QTY_STEP = 1_000  # quantities are multiples of 0.00001 written with 8 decimals (units of 1e-8)
 NEAR_MEAN = 6.0  # mean distance from the touch of a near level, ticks
-FAR_SHARE = 0.28  # share of touched levels in the far tail
+FAR_SHARE = 0.28  # share of the draws in the far tail
 FAR_MIN, FAR_MAX = 50, 60_000  # the far tail, ticks from the touch
 GAP_MEAN = 4.0  # mean price gap between snapshot levels, ticks
-DELETE_ABSENT = 0.08  # share of misses on an absent level sent as a delete
+DELETE_ABSENT = 0.04  # share of draws on an absent level sent as a delete (a no-op)
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,9 @@ class _Model:
         return out_b, out_a
 
 
-def generate(seed: int = DEFAULT_SEED, messages: int = DEFAULT_MESSAGES, levels: int = DEFAULT_LEVELS) -> Stream:
+def generate(
+    seed: int = DEFAULT_SEED, messages: int = DEFAULT_MESSAGES, levels: int = DEFAULT_LEVELS
+) -> Stream:
     """The snapshot and ``messages`` depth messages of one seeded run (deterministic)."""
     rng = random.Random(seed)
     model = _Model(rng, levels)

@@ -170,7 +170,8 @@ class Model:
             self.stats["gaps" if verdict == "gap" else "no_bridge"] += 1
             self.restart_buffer(ev)
             return Applied.GAP
-        assert self.price_scale is not None and self.qty_scale is not None
+        assert self.price_scale is not None
+        assert self.qty_scale is not None
         changes = [
             (side, model_parse(p, self.price_scale), model_parse(q, self.qty_scale))
             for side, pairs in ((self.bids, ev.bids), (self.asks, ev.asks))
@@ -245,7 +246,8 @@ class Model:
             self.set_state(SyncState.OUT_OF_SYNC, OutOfSyncReason.INVALIDATED)
 
     def checksum(self, n: int) -> int:
-        assert self.price_scale is not None and self.qty_scale is not None
+        assert self.price_scale is not None
+        assert self.qty_scale is not None
         bids = sorted(self.bids.items(), reverse=True)[:n]
         asks = sorted(self.asks.items())[:n]
         text = "|".join(f"{fmt(p, self.price_scale)}:{fmt(q, self.qty_scale)}" for p, q in bids + asks)
@@ -449,11 +451,13 @@ def level_pairs(draw: Any, side: str, fixed: bool, snapshot: bool = False) -> Pa
     n = draw(st.integers(0, 6 if snapshot else 4))
     prices: list[int] = []
     for _ in range(n):
-        pool = draw(st.sampled_from(["near"] * 8 + ["far"] * 2 + ["cross"]))
-        price = draw(st.sampled_from(far if pool == "far" else other if pool == "cross" else near))
-        if snapshot and (price in prices or pool == "cross"):
-            continue  # snapshots: distinct prices, crossing handled separately
+        pool = draw(st.sampled_from(["near"] * 4 + ["far"]))
+        price = draw(st.sampled_from(far if pool == "far" else near))
+        if snapshot and price in prices:
+            continue  # snapshots: distinct prices
         prices.append(price)
+    if not snapshot and draw(st.integers(0, 24)) == 0:
+        prices.append(draw(st.sampled_from(other)))  # a level on the wrong side of the book: may cross
     pairs = []
     for price in prices:
         qty = 0 if not snapshot and draw(st.integers(0, 3)) == 0 else draw(st.integers(1, 5000))
@@ -470,10 +474,15 @@ def scenarios(draw: Any, market: str) -> Scenario:
         market = draw(st.sampled_from(["usdm", "coinm"]))
     fixed = draw(st.booleans())
     max_depth = draw(st.sampled_from([0, 0, 2, 4]))
-    buffer_limit = draw(st.sampled_from([2, 4, 1000]))
+    buffer_limit = draw(st.sampled_from([2, 5, 1000, 1000]))
     last_u = draw(st.integers(10, 10**9))
     events: list[Op] = []  # every diff op generated so far (for duplicates)
     ops: list[Op] = []
+    # The generator steers with its own Model instance: it only decides what to generate next
+    # (snapshots when the book needs one, at IDs that can bridge its buffer); every check is
+    # made later, against a fresh Model, in run().
+    steer = Model(futures, TRUE_PRICE_SCALE if fixed else None, TRUE_QTY_SCALE if fixed else None,
+                  max_depth, buffer_limit)  # fmt: skip
 
     def diff_op(U: int, u: int, pu: int | None) -> Op:
         bids = draw(level_pairs("bid", fixed))
@@ -501,11 +510,13 @@ def scenarios(draw: Any, market: str) -> Scenario:
         return U, u, pu
 
     n = draw(st.integers(1, 40))
-    kinds = (
-        ["next"] * 9 + ["snap"] * 3 + ["gap", "dup", "old", "swap", "invalidate", "copy", "badsym", "bad_ids"]
-    )
+    done = 0
+    faults = ["gap", "dup", "old", "swap", "invalidate", "copy", "badsym", "bad_ids"]
+    kinds_in_sync = ["next"] * 20 + ["snap"] + faults
+    kinds_out_of_sync = ["next"] * 6 + ["snap"] * 5 + faults
     for _ in range(n):
-        kind = draw(st.sampled_from(kinds))
+        waiting = steer.state in (SyncState.WAITING_FOR_SNAPSHOT, SyncState.OUT_OF_SYNC)
+        kind = draw(st.sampled_from(kinds_out_of_sync if waiting else kinds_in_sync))
         if kind == "next":
             ops.append(diff_op(*next_ids()))
         elif kind == "gap":
@@ -524,15 +535,28 @@ def scenarios(draw: Any, market: str) -> Scenario:
             first, second = diff_op(*next_ids()), diff_op(*next_ids())
             ops += [second, first]
         elif kind == "snap":
-            if events and draw(st.booleans()):
-                _, U, u, *_ = draw(st.sampled_from(events))
-                lid = draw(st.integers(U - 2, u + 1))
+            # Mostly an ID the first buffered event can bridge (as a well-timed REST snapshot);
+            # else near the latest events, anywhere, or around the latest ID. Plus some noise.
+            anchor = draw(st.sampled_from(["buffer"] * 4 + ["latest", "any", "last_u"]))
+            buffered = [(ev.U, ev.u) for ev in steer.buffer]
+            pools = {
+                "buffer": buffered[:2],
+                "latest": [op[1:3] for op in events[-3:]],
+                "any": [op[1:3] for op in events],
+            }
+            pool = pools.get(anchor)
+            if pool:
+                U, u = draw(st.sampled_from(pool))
+                lid = draw(st.integers(U, u) if futures else st.integers(U - 1, u))
+                lid += draw(st.sampled_from([0] * 6 + [-2, -1, 1, 2]))
             else:
                 lid = last_u + draw(st.integers(-3, 2))
             bids = draw(level_pairs("bid", fixed, snapshot=True))
             asks = draw(level_pairs("ask", fixed, snapshot=True))
             if draw(st.integers(0, 12)) == 0 and bids:  # a crossed snapshot
                 asks = (*asks, (bids[0][0], "1"))
+            if fixed and asks and draw(st.integers(0, 15)) == 0:  # a malformed number in the last level
+                asks = (*asks[:-1], (asks[-1][0], draw(st.sampled_from(BAD_TEXT))))
             limit = draw(st.sampled_from([None, None, 1, 3, 6, 100]))
             ops.append(("snap", max(lid, 0), bids, asks, limit, draw(st.sampled_from(FORMS))))
         elif kind == "invalidate":
@@ -546,6 +570,9 @@ def scenarios(draw: Any, market: str) -> Scenario:
                 ops.append(("diff", last_u + 1, last_u + 2, None, (), (), "bytes", "bytes", False))
             else:
                 ops.append(("diff", last_u + 5, last_u + 3, last_u, (), (), "bytes", "bytes", False))
+        for op in ops[done:]:
+            run_model(steer, op)
+        done = len(ops)
     return Scenario(market, fixed, max_depth, buffer_limit, ops)
 
 

@@ -71,23 +71,23 @@ def expected_kind(stream: str) -> str:
 
 
 def check_depth(ev: Any, data: dict[str, Any], futures: bool) -> None:
-    assert isinstance(ev, FuturesDepthUpdate if futures else DepthUpdate)
+    assert type(ev) is (FuturesDepthUpdate if futures else DepthUpdate)
     for key in ("e", "E", "s", "U", "u"):
         assert getattr(ev, key) == data[key], key
     assert isinstance(ev.b, msgspec.Raw)
     assert json.loads(bytes(ev.b)) == data["b"]
     assert json.loads(bytes(ev.a)) == data["a"]
-    if futures:
+    if isinstance(ev, FuturesDepthUpdate):
         assert ev.T == data["T"]
         assert ev.pu == data["pu"]
         assert ev.ps == data.get("ps")
 
 
 def check_ticker(t: Any, data: dict[str, Any], futures: bool) -> None:
-    assert isinstance(t, FuturesBookTicker if futures else BookTicker)
+    assert type(t) is (FuturesBookTicker if futures else BookTicker)
     for key in ("u", "s", "b", "B", "a", "A"):
         assert getattr(t, key) == data[key], key
-    if futures:
+    if isinstance(t, FuturesBookTicker):
         assert (t.e, t.E, t.T) == (data["e"], data["E"], data["T"])
 
 
@@ -127,8 +127,8 @@ def test_bytes_like_inputs_decode_alike(market: str, wrap: Any) -> None:
 
 @pytest.mark.parametrize("market", MARKETS)
 def test_market_is_inferred_from_the_first_depth_message(market: str) -> None:
+    assert StreamDecoder().market is None
     decoder = StreamDecoder()
-    assert decoder.market is None
     futures = market != "spot"
     for line in samples(market):
         wire = json.loads(line)
@@ -319,3 +319,19 @@ def test_stream_kind() -> None:
     assert stream_kind("!bookTicker") == BOOK_TICKER
     assert stream_kind("btcusdt@trade") == OTHER
     assert stream_kind("!serverShutdown") == OTHER
+
+
+def test_json_whitespace_takes_the_general_path() -> None:
+    """Pretty-printed or re-serialised JSON does not match the fast-path prefix but decodes the same."""
+    for market in MARKETS:
+        decoder = StreamDecoder(market)
+        for line in samples(market):
+            wire = json.loads(line)
+            spaced = json.dumps(wire, indent=1).encode()
+            a, b = decoder.decode(line), decoder.decode(spaced)
+            assert (a.kind, a.stream) == (b.kind, b.stream)
+            if a.kind in (DEPTH, BOOK_TICKER):
+                for key in ("s", "u"):
+                    assert getattr(a.data, key) == getattr(b.data, key)
+            if a.kind == DEPTH:
+                assert json.loads(bytes(b.data.b)) == wire["data"]["b"]

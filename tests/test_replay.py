@@ -71,23 +71,27 @@ class Dataset:
     snapshots: list[Path] = field(default_factory=list)
 
 
-SPOT_FINAL = {
-    "bid": ("61602.01", "1.67177"),
-    "ask": ("61602.02", "2.66795"),
-    "last_u": 50093696318,
-    "levels": (1971, 2962),
-}
-USDM_0808_FINAL = {"bid": ("61659.7", "1.486"), "ask": ("61659.8", "0.981"), "levels": (5018, 4578)}
+# spot BTCUSDT 2024-08-08/09 and USD-M BTCUSDT 2024-08-08: the originals and their derived files
+SPOT_BTC = Expect(
+    6495,
+    2,
+    1072,
+    bid=("61602.01", "1.67177"),
+    ask=("61602.02", "2.66795"),
+    last_u=50093696318,
+    levels=(1971, 2962),
+)
+USDM_BTC = Expect(6551, 4, 629, bid=("61659.7", "1.486"), ask=("61659.8", "0.981"), levels=(5018, 4578))
 
 DATASETS: dict[str, Dataset] = {
     # timestamped lines, snapshot inline, both days as one continuous recording
     "hft-spot": Dataset(
         [HFT / "spot" / "btcusdt_20240808.gz", HFT / "spot" / "btcusdt_20240809.gz"],
-        {"BTCUSDT": Expect(6495, 2, 1072, **SPOT_FINAL)},  # type: ignore[arg-type]
+        {"BTCUSDT": SPOT_BTC},
     ),
     "hft-usdm-0808": Dataset(
         [HFT / "usdm" / "btcusdt_20240808.gz"],
-        {"BTCUSDT": Expect(6551, 4, 629, **USDM_0808_FINAL)},  # type: ignore[arg-type]
+        {"BTCUSDT": USDM_BTC},
     ),
     "hft-usdm-0718": Dataset(
         [HFT / "usdm" / "btcusdt_20240718.gz", HFT / "usdm" / "btcusdt_20240719.gz"],
@@ -99,7 +103,7 @@ DATASETS: dict[str, Dataset] = {
             DERIVED / "binance_spot_btcusdt_20240808_depth.jsonl.gz",
             DERIVED / "binance_spot_btcusdt_20240808_bookTicker_at_depth_u.jsonl",
         ],
-        {"BTCUSDT": Expect(6495, 2, 1072, **SPOT_FINAL)},  # type: ignore[arg-type]
+        {"BTCUSDT": SPOT_BTC},
         [DERIVED / "binance_spot_btcusdt_20240808_snapshot.json"],
     ),
     "derived-usdm": Dataset(
@@ -107,7 +111,7 @@ DATASETS: dict[str, Dataset] = {
             DERIVED / "binance_usdm_btcusdt_20240808_depth.jsonl.gz",
             DERIVED / "binance_usdm_btcusdt_20240808_bookTicker_at_depth_u.jsonl",
         ],
-        {"BTCUSDT": Expect(6551, 4, 629, **USDM_0808_FINAL)},  # type: ignore[arg-type]
+        {"BTCUSDT": USDM_BTC},
         [DERIVED / "binance_usdm_btcusdt_20240808_snapshot.json"],
     ),
     "head1000": Dataset(
@@ -581,3 +585,15 @@ def test_python_dash_m(tmp_path: Path) -> None:
     assert missing.returncode == 2
     assert b"no such file" in missing.stderr
     assert b"Traceback" not in missing.stderr
+
+
+def test_cli_help(cli: Run) -> None:
+    code, out, _ = cli("--help")
+    assert code == 0
+    assert "replay" in out
+    code, out, _ = cli("replay", "--help")
+    assert code == 0
+    for option in ("--snapshot", "--market", "--check-bookticker", "--drop-depth", "--json", "--strict"):
+        assert option in out
+    assert "--show-bbo" in out
+    assert "--impl" in out

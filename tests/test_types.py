@@ -38,14 +38,14 @@ def test_c_constants_match() -> None:
 
     checked = 0
     for cls, prefix in C_PREFIXES:
-        for member_name, member in cls.__members__.items():
-            if cls is Applied and member_name == "NONE":
-                continue  # NONE is the empty flag set, not a C constant
+        # Applied is plain int bits (BITS, NONE excluded); the others are IntEnums
+        members = Applied.BITS if cls is Applied else {n: m.value for n, m in cls.__members__.items()}
+        for member_name, expected in members.items():
             name = prefix + member_name
             assert hasattr(_book, name), f"tickbook._book has no constant {name}"
             value = getattr(_book, name)
             assert type(value) is int, (name, value)
-            assert value == int(member.value), (name, value, member)
+            assert value == int(expected), (name, value, expected)
             checked += 1
     assert checked == 4 + 6 + 6 + 4
 
@@ -65,7 +65,7 @@ def test_enum_values_are_the_documented_abi() -> None:
         "CROSSED": 4,
         "INVALIDATED": 5,
     }
-    assert {n: int(m) for n, m in Applied.__members__.items()} == {
+    assert {"NONE": Applied.NONE, **Applied.BITS} == {
         "NONE": 0,
         "APPLIED": 1,
         "BBO_CHANGED": 2,
@@ -93,9 +93,9 @@ def test_applied_is_a_bit_set() -> None:
     assert flags & Applied.APPLIED
     assert flags & Applied.BBO_CHANGED
     assert not flags & Applied.STALE
-    assert Applied(3) == flags
-    single_bits = [m for n, m in Applied.__members__.items() if n != "NONE"]
-    assert all(int(m) & (int(m) - 1) == 0 for m in single_bits)
+    assert Applied.names(flags) == ["APPLIED", "BBO_CHANGED"]
+    assert Applied.names(Applied.NONE) == []
+    assert all(type(bit) is int and bit & (bit - 1) == 0 for bit in Applied.BITS.values())
 
 
 def test_market() -> None:

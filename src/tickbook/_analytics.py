@@ -50,11 +50,11 @@ def _walk(top: TopLevels) -> Iterator[tuple[int, int]]:
 
 
 def mid(bid: int, ask: int, price_scale: int) -> float:
-    return (bid + ask) / (2 * 10**price_scale)
+    return float((bid + ask) / (2 * 10**price_scale))
 
 
 def microprice(bid: int, bid_qty: int, ask: int, ask_qty: int, price_scale: int) -> float:
-    return (bid * ask_qty + ask * bid_qty) / ((bid_qty + ask_qty) * 10**price_scale)
+    return float((bid * ask_qty + ask * bid_qty) / ((bid_qty + ask_qty) * 10**price_scale))
 
 
 def depth_within_bps_ticks(

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tickbook._analytics import Fill
-from tickbook._types import Applied, Market, OutOfSyncReason, SnapshotResult, SyncState
+from tickbook._types import Market, OutOfSyncReason, SnapshotResult, SyncState
 
 Levels = bytes | bytearray | memoryview | str | Sequence[Sequence[str | bytes]] | Any
 
@@ -116,13 +116,14 @@ class OrderBook:
         bids: Levels,
         asks: Levels,
         prev_final_id: int | None = ...,
-    ) -> Applied:
+    ) -> int:
         """Validate one depth event (``U``, ``u``, ``b``, ``a``, futures ``pu``) and apply it.
 
-        Atomic: the book changes completely or not at all. Raises on bad numbers
-        (book and state unchanged). Futures books require ``prev_final_id``.
+        Returns ``Applied`` bits (a plain int). Atomic: the book changes completely or
+        not at all. Raises on bad numbers (book and state unchanged). Futures books
+        require ``prev_final_id``.
         """
-    def apply_event(self, event: Any) -> Applied:
+    def apply_event(self, event: Any) -> int:
         """``apply_diff`` for a decoded depth event (attributes ``s``, ``U``, ``u``,
         ``b``, ``a`` and, on futures, ``pu``). A different symbol raises ``BookError``."""
     def invalidate(self, detail: str = ...) -> None:
@@ -173,7 +174,6 @@ class OrderBook:
     def parse_qty(self, text: str | bytes) -> int: ...
     def price_str(self, ticks: int) -> str: ...
     def qty_str(self, ticks: int) -> str: ...
-
     def copy(self) -> OrderBook:
         """An independent copy: levels, state, IDs, scales, counters and buffer."""
     def memory_bytes(self) -> int:

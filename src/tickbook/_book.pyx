@@ -42,7 +42,6 @@ import numpy as np
 from tickbook import _analytics, _decimal
 from tickbook._rules import snapshot_is_stale
 from tickbook._types import (
-    Applied,
     BookError,
     DecimalError,
     LevelsFormatError,
@@ -83,9 +82,8 @@ globals().update(
 cdef object _LEVELS_DECODER = msgspec.json.Decoder(list[tuple[str, str]])
 cdef tuple _TEXT_TYPES = (str, bytes, bytearray, memoryview)
 
-# Enum objects are built once: constructing an IntFlag per call would cost
-# more than applying a typical event.
-cdef tuple _FLAGS = tuple(Applied(i) for i in range(64))
+# Enum objects are built once: constructing one per call would cost more
+# than applying a typical event.
 cdef tuple _STATES = tuple(SyncState(i) for i in range(4))
 cdef tuple _REASONS = tuple(OutOfSyncReason(i) for i in range(6))
 cdef tuple _SNAPSHOT_RESULTS = tuple(SnapshotResult(i) for i in range(4))
@@ -1071,21 +1069,21 @@ cdef class OrderBook:
             raise BookError(f"{self._symbol}: event U={U} > u={u}")
         if self._state == STATE_WAITING_FOR_SNAPSHOT or self._state == STATE_OUT_OF_SYNC:
             self._buffer_event(U, u, prev_final_id, bids, asks)
-            return _FLAGS[F_BUFFERED]
+            return F_BUFFERED
         verdict = self._classify(U, u, pu)
         if verdict == F_STALE:
             self._n_stale += 1
-            return _FLAGS[F_STALE]
+            return F_STALE
         if verdict == F_GAP:
             self._on_gap(U, u, pu)
             self._buffer_event(U, u, prev_final_id, bids, asks)
-            return _FLAGS[F_GAP]
+            return F_GAP
         nb = self._parse_side(bids, 0)
         na = self._parse_side(asks, nb)
         flags = self._apply_parsed(nb, na, u)
         if flags == F_CROSSED:
             self._buffer_event(U, u, prev_final_id, bids, asks)
-        return _FLAGS[flags]
+        return flags
 
     cdef int apply_diff_raw(self, int64_t first_id, int64_t final_id, int64_t prev_final_id,
                             const char* bids, Py_ssize_t bids_len,

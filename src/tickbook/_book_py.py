@@ -512,7 +512,7 @@ class OrderBook:
         bids: Levels,
         asks: Levels,
         prev_final_id: int | None = None,
-    ) -> Applied:
+    ) -> int:
         """Validate one depth event (``U``, ``u``, ``b``, ``a``, futures ``pu``) and apply it.
 
         Atomic: the book changes completely or not at all; a raise leaves book and state as
@@ -595,7 +595,7 @@ class OrderBook:
             return Applied.APPLIED | Applied.BBO_CHANGED
         return Applied.APPLIED
 
-    def apply_event(self, event: Any) -> Applied:
+    def apply_event(self, event: Any) -> int:
         """``apply_diff`` for a decoded depth event (attributes ``s``, ``U``, ``u``, ``b``, ``a``
         and, on futures, ``pu``). A different symbol raises ``BookError``."""
         if event.s != self._symbol:

@@ -399,7 +399,7 @@ SNAPSHOT: Final = "snapshot"  # a bare REST depth snapshot: data is DepthSnapsho
 OTHER: Final = "other"  # anything else: data is the raw payload (msgspec.Raw)
 
 
-class Decoded(msgspec.Struct, frozen=True):
+class Decoded(msgspec.Struct, frozen=True, gc=False):
     """One decoded message: what it is, the stream it came on, and the decoded payload.
 
     ``stream`` is None for bare (non-combined) messages. For kind ``other``
@@ -407,6 +407,7 @@ class Decoded(msgspec.Struct, frozen=True):
     whether it cares (trades, klines, subscription replies, ...).
     """
 
+    # gc=False: only this module builds these, around its own Structs or Raw spans (no cycles).
     kind: str  # DEPTH, BOOK_TICKER, SNAPSHOT or OTHER
     stream: str | None  # combined-stream name, None for a bare message
     data: Any  # the decoded Struct, or msgspec.Raw for OTHER

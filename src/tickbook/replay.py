@@ -260,18 +260,18 @@ class Replay:
     def feed(
         self,
         data: bytes | bytearray | memoryview,
-        time: int | None = None,
+        recv_time: int | None = None,
         *,
         symbol: str | None = None,
         limit: int | None = None,
     ) -> None:
-        """Replay one raw message received at ``time``.
+        """Replay one raw message received at ``recv_time`` (the recorder's integer timestamp).
 
         ``symbol``/``limit`` describe a REST snapshot when the recording says
         which symbol and depth limit it was requested for.
         """
         self.records += 1
-        self.time = time
+        self.time = recv_time
         try:
             msg = self.decoder.decode(data)
         except DecodeError as exc:

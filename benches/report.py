@@ -1,0 +1,605 @@
+"""Run the benchmarks (or read their JSON) and write the markdown report, BENCHMARKS.md.
+
+    python benches/report.py --out BENCHMARKS.md [--save-json FILE] [bench options]
+    python benches/report.py --json FILE --out BENCHMARKS.md   # tables from an earlier run
+    python benches/report.py --versions                        # versions of every competitor
+
+Running means one ``pytest benches`` subprocess with pytest-benchmark's ``--benchmark-json``
+(options such as ``--bench-budget`` or ``--gen-messages`` are passed through). The tables are
+medians of the timed passes, turned into ns per message and per level with the counts the
+benchmarks record, and ratios against the tickbook core in the same run. This script then
+measures, in its own process, the per-message latency distribution of the core (with the
+timer's resolution) and the memory of each book.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _pipelines as pl
+
+ROOT = Path(__file__).resolve().parent.parent
+PEERS = ("sorteddict-float", "sorteddict-decimal", "order-book")  # msgspec typed + a peer book
+REAL = ("spot", "usdm")
+TARGETS = {
+    "peer": 20.0,  # end to end: at least 20x faster than msgspec + the fastest peer book
+    "tutorial": 100.0,  # end to end: at least 100x faster than the tutorial
+    "floor": 2.5,  # end to end: within 2.5x of the parse-only floor
+    "apply": 10.0,  # apply only: at least 10x faster than SortedDict[float]
+    "bytes": 32.0,  # memory: aim for at most 32 bytes per level
+}
+PASSTHROUGH = (
+    "--bench-budget",
+    "--bench-min-rounds",
+    "--bench-max-rounds",
+    "--bench-datasets",
+    "--gen-seed",
+    "--gen-messages",
+    "--gen-levels",
+)
+
+
+# ------------------------------------------------------------------------------ running
+
+
+def run_benchmarks(json_path: Path, extra: list[str]) -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(ROOT / "benches"),
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--benchmark-only",
+        "--benchmark-disable-gc",
+        "--benchmark-sort=name",
+        "--benchmark-columns=min,median,iqr,rounds",
+        f"--benchmark-json={json_path}",
+        *extra,
+    ]
+    print("+", " ".join(cmd), file=sys.stderr)
+    subprocess.run(cmd, check=True, cwd=ROOT, env=env)
+
+
+# ------------------------------------------------------------------------------ results
+
+
+class Row:
+    """One benchmark: its pipeline, dataset and median pass time, per message and per level."""
+
+    def __init__(self, bench: dict[str, Any]) -> None:
+        info = bench["extra_info"]
+        stats = bench["stats"]
+        self.kind: str = info["kind"]
+        self.key: str = info["pipeline"]
+        self.label: str = info["label"]
+        self.dataset: str = info["prefix_of"] or info["dataset"]
+        self.prefix = info["prefix_of"] is not None
+        self.messages: int = info["messages"]
+        self.levels: int = info["levels"]
+        self.info = info
+        self.median: float = stats["median"]
+        self.iqr: float = stats["iqr"]
+        self.min: float = stats["min"]
+        self.rounds: int = stats["rounds"]
+        self.ns_msg = self.median * 1e9 / self.messages
+        self.ns_level = self.median * 1e9 / self.levels
+
+
+class Results:
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.rows = [Row(b) for b in data["benchmarks"] if "kind" in b.get("extra_info", {})]
+        self.meta: dict[str, Any] = data.get("tickbook", {})
+
+    def get(self, dataset: str, kind: str, key: str) -> Row | None:
+        for r in self.rows:
+            if r.dataset == dataset and r.kind == kind and r.key == key:
+                return r
+        return None
+
+    def datasets(self) -> list[str]:
+        seen: list[str] = []
+        for r in self.rows:
+            if r.dataset not in seen:
+                seen.append(r.dataset)
+        order = {"spot": 0, "usdm": 1, "generated": 2}
+        return sorted(seen, key=lambda k: order.get(k, 9))
+
+    def info(self, dataset: str) -> dict[str, Any]:
+        full = [r for r in self.rows if r.dataset == dataset and not r.prefix]
+        return (full or [r for r in self.rows if r.dataset == dataset])[0].info
+
+    def ratio(self, dataset: str, kind: str, key: str, base: str = "tickbook") -> float | None:
+        r, b = self.get(dataset, kind, key), self.get(dataset, kind, base)
+        if r is None or b is None:
+            return None
+        return r.ns_msg / b.ns_msg
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def _ns(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:,.1f}"
+
+
+def _x(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:,.0f}x" if x >= 100 else f"{x:.1f}x" if x >= 10 else f"{x:.2f}x"
+
+
+def _table(headers: list[str], rows: list[list[str]], align: str | None = None) -> str:
+    align = align or "l" + "r" * (len(headers) - 1)
+    marks = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(marks) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _kind_table(res: Results, dataset: str, kind: str, base: str) -> str:
+    rows = sorted((r for r in res.rows if r.dataset == dataset and r.kind == kind), key=lambda r: r.ns_msg)
+    base_row = res.get(dataset, kind, base)
+    out = []
+    for r in rows:
+        ratio = r.ns_msg / base_row.ns_msg if base_row else None
+        name = f"**{r.label}**" if r.key == base else r.label
+        if r.prefix:
+            name += " †"
+        spread = f"±{r.iqr / r.median * 50:.1f} %" if r.rounds > 1 else "1 round"
+        per_pass = f"{r.median * 1e3:,.1f}"
+        out.append([name, _ns(r.ns_msg), _ns(r.ns_level), _x(ratio), per_pass, spread, str(r.rounds)])
+    base_name = {"tickbook": "the core", "msgspec-raw": "msgspec Raw"}[base]
+    headers = ["pipeline", "ns / message", "ns / level", f"vs {base_name}", "ms / pass", "IQR/2", "rounds"]
+    return _table(headers, out)
+
+
+# -------------------------------------------------------------------------- measurements
+
+
+def latency(ds: pl.Dataset, passes: int = 5) -> dict[str, Any]:
+    """Per-message latency of the core, end to end, and the fixed/per-level cost of each stage.
+
+    Each message is timed in three stages: decode (msgspec Raw), parse only (``_parse_only``,
+    the floor's work) and apply + best bid/ask read (``apply_event``, which parses again).
+    The percentiles pool every pass; the fits (least squares of the fastest of the passes
+    per message against its level count) split each stage into a fixed cost per message and
+    a cost per level.
+    """
+    clock = time.perf_counter_ns
+    deltas = []
+    for _ in range(2000):
+        t0 = clock()
+        deltas.append(clock() - t0)
+    n = len(ds.messages)
+    best = [[1 << 62] * n for _ in range(3)]
+    pooled: list[int] = []
+    decode = pl.TickbookCore.decoder(ds).decode
+    for i in range(passes + 1):  # the first pass is a warmup
+        core = pl.TickbookCore(ds)
+        core.setup()
+        book = core.book
+        apply, bid, ask, parse = book.apply_event, book.best_bid_ticks, book.best_ask_ticks, book._parse_only
+        gc.collect()
+        gc.disable()
+        try:
+            for j, raw in enumerate(ds.messages):
+                t0 = clock()
+                ev = decode(raw).data
+                t1 = clock()
+                parse(ev.b, ev.a)
+                t2 = clock()
+                apply(ev)
+                bid()
+                ask()
+                t3 = clock()
+                if i:
+                    pooled.append((t1 - t0) + (t3 - t2))
+                    for stage, dt in enumerate((t1 - t0, t2 - t1, t3 - t2)):
+                        if dt < best[stage][j]:
+                            best[stage][j] = dt
+        finally:
+            gc.enable()
+        core.check()
+    pooled.sort()
+
+    def pct(q: float) -> int:
+        return pooled[min(len(pooled) - 1, int(q * len(pooled)))]
+
+    fits = {}
+    for stage, name in enumerate(("decode", "parse", "apply")):
+        slope, intercept = statistics.linear_regression(ds.level_counts, best[stage])
+        fits[name] = (intercept, slope)
+    return {
+        "resolution_ns": time.get_clock_info("perf_counter").resolution * 1e9,
+        "timer_call_ns": min(deltas),
+        "timer_call_median_ns": statistics.median(deltas),
+        "p50": pct(0.50),
+        "p99": pct(0.99),
+        "p999": pct(0.999),
+        "max": pooled[-1],
+        "samples": len(pooled),
+        "fits": fits,
+    }
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def _machine(res: Results) -> list[str]:
+    mi = res.data.get("machine_info", {})
+    cpu = mi.get("cpu", {})
+    meta = res.meta
+    brand = cpu.get("brand_raw", platform.processor() or "?")
+    lines = [
+        f"- CPU: {brand}, {cpu.get('count', os.cpu_count())} logical cores "
+        f"({cpu.get('hz_actual_friendly', '?')}), {mi.get('system', '')} {mi.get('release', '')}",
+        f"- Python {mi.get('python_version', platform.python_version())} "
+        f"({mi.get('python_implementation', '')}, {mi.get('python_compiler', '')})",
+        f"- run at {res.data.get('datetime', '?')}; load average at the end of the run: "
+        + ", ".join(f"{x:.2f}" for x in meta.get("loadavg_end", [])),
+    ]
+    core = meta.get("core", {})
+    if core.get("built"):
+        lines.append(
+            f"- core measured: `{core['file']}` ({core['bytes']:,} bytes, built {core['mtime']}, "
+            f"sha256 {core['sha256']}...)"
+        )
+    commit = res.data.get("commit_info", {})
+    if commit.get("id"):
+        dirty = " + uncommitted changes" if commit.get("dirty") else ""
+        lines.append(f"- tree: commit {commit['id'][:12]}{dirty}")
+    versions = meta.get("versions") or pl.versions()
+    lines.append("- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    return lines
+
+
+def _datasets(res: Results) -> str:
+    rows = []
+    for key in res.datasets():
+        info = res.info(key)
+        b, a = info["snapshot_levels"]
+        rows.append(
+            [
+                info["dataset_title"],
+                f"{info['messages']:,}",
+                f"{info['levels']:,}",
+                f"{info['median_levels']:g}",
+                f"{info['levels'] / info['messages']:.1f}",
+                f"{b:,} / {a:,}",
+                str(info["dropped"]),
+            ]
+        )
+    headers = ["dataset", "messages", "levels", "median levels/msg", "mean", "snapshot bids/asks", "dropped"]
+    return _table(headers, rows)
+
+
+def _targets(res: Results, memory: list[dict[str, Any]] | None) -> tuple[str, list[str]]:
+    rows: list[list[str]] = []
+    unmet: list[str] = []
+
+    def add(name: str, dataset: str, value: float | None, goal: str, ok: bool | None, detail: str) -> None:
+        status = "n/a" if ok is None else ("**met**" if ok else "**not met**")
+        rows.append([name, dataset, _x(value) if value is not None else "n/a", goal, status, detail])
+        if ok is False:
+            unmet.append(f"{name} ({dataset}): {_x(value)} against {goal}")
+
+    for ds in [d for d in res.datasets() if d in REAL] + [d for d in res.datasets() if d not in REAL]:
+        core = res.get(ds, "end to end", "tickbook")
+        if core is None:
+            continue
+        tag = ds if ds in REAL else f"{ds} (info)"
+        peers = [r for r in (res.get(ds, "end to end", k) for k in PEERS) if r is not None]
+        if peers:
+            fastest = min(peers, key=lambda r: r.ns_msg)
+            v = fastest.ns_msg / core.ns_msg
+            add(
+                "end to end vs msgspec + fastest peer book",
+                tag,
+                v,
+                f">= {TARGETS['peer']:g}x",
+                v >= TARGETS["peer"],
+                f"{fastest.label}: {_ns(fastest.ns_msg)} ns/msg; core {_ns(core.ns_msg)}",
+            )
+        tut = res.get(ds, "end to end", "tutorial")
+        if tut is not None:
+            v = tut.ns_msg / core.ns_msg
+            add(
+                "end to end vs tutorial",
+                tag,
+                v,
+                f">= {TARGETS['tutorial']:g}x",
+                v >= TARGETS["tutorial"],
+                f"tutorial {_ns(tut.ns_msg)} ns/msg{' (prefix)' if tut.prefix else ''}",
+            )
+        floor = res.get(ds, "end to end", "floor")
+        if floor is not None:
+            v = core.ns_msg / floor.ns_msg
+            add(
+                "end to end / parse-only floor",
+                tag,
+                v,
+                f"<= {TARGETS['floor']:g}x",
+                v <= TARGETS["floor"],
+                f"floor {_ns(floor.ns_msg)} ns/msg, core {_ns(core.ns_msg)}",
+            )
+        sd = res.get(ds, "apply only", "sorteddict-float")
+        capply = res.get(ds, "apply only", "tickbook")
+        if sd is not None and capply is not None:
+            v = sd.ns_msg / capply.ns_msg
+            add(
+                "apply only vs SortedDict[float]",
+                tag,
+                v,
+                f">= {TARGETS['apply']:g}x",
+                v >= TARGETS["apply"],
+                f"SortedDict {_ns(sd.ns_msg)} ns/msg, core {_ns(capply.ns_msg)}",
+            )
+    for row in memory or []:
+        if row["book"].startswith("tickbook core"):
+            v = row["per_level"]
+            ok = v <= TARGETS["bytes"]
+            rows.append(
+                [
+                    "memory, bytes per level (aim)",
+                    row["case"],
+                    f"{v:.1f} B",
+                    f"<= {TARGETS['bytes']:g} B",
+                    "**met**" if ok else "**not met**",
+                    f"{row['bytes']:,} bytes for {row['levels']:,} levels",
+                ]
+            )
+            if not ok:
+                unmet.append(f"memory ({row['case']}): {v:.1f} bytes per level against <= 32")
+    headers = ["target", "dataset", "measured", "goal", "status", "detail"]
+    return _table(headers, rows, "llrlll"), unmet
+
+
+def _breakdown(res: Results) -> str:
+    rows = []
+    for ds in res.datasets():
+        e2e = res.get(ds, "end to end", "tickbook")
+        app = res.get(ds, "apply only", "tickbook")
+        dec = res.get(ds, "decode only", "msgspec-raw")
+        parse = res.get(ds, "apply only", "floor")
+        if not (e2e and app and dec and parse):
+            continue
+        book = app.ns_msg - parse.ns_msg
+        rest = e2e.ns_msg - app.ns_msg - dec.ns_msg
+        rows.append(
+            [
+                ds,
+                _ns(e2e.ns_msg),
+                f"{_ns(dec.ns_msg)} ({dec.ns_msg / e2e.ns_msg:.0%})",
+                f"{_ns(parse.ns_msg)} ({parse.ns_msg / e2e.ns_msg:.0%})",
+                f"{_ns(book)} ({book / e2e.ns_msg:.0%})",
+                f"{_ns(rest)} ({rest / e2e.ns_msg:.0%})",
+            ]
+        )
+    headers = [
+        "dataset",
+        "core end to end, ns/msg",
+        "msgspec Raw decode",
+        "parse to int64",
+        "book work + calls + reads",
+        "rest: end to end - decode - apply only",
+    ]
+    return _table(headers, rows)
+
+
+def _latency_table(lat: dict[str, dict[str, Any]]) -> str:
+    rows = []
+    for ds, m in lat.items():
+        fits = m["fits"]
+        rows.append(
+            [
+                ds,
+                f"{m['p50']:,}",
+                f"{m['p99']:,}",
+                f"{m['p999']:,}",
+                f"{m['max']:,}",
+                f"{fits['decode'][0]:,.0f} + {fits['decode'][1]:.1f}/level",
+                f"{fits['parse'][0]:,.0f} + {fits['parse'][1]:.1f}/level",
+                f"{fits['apply'][0]:,.0f} + {fits['apply'][1]:.1f}/level",
+            ]
+        )
+    headers = ["dataset", "p50 ns", "p99 ns", "p99.9 ns", "max ns"]
+    headers += ["decode fit", "parse-only fit", "apply+read fit"]
+    return _table(headers, rows)
+
+
+def _memory_table(memory: list[dict[str, Any]]) -> str:
+    rows = [
+        [r["case"], r["book"], f"{r['levels']:,}", f"{r['bytes']:,}", f"{r['per_level']:.1f}"] for r in memory
+    ]
+    return _table(["book contents", "book, measured by", "levels", "bytes", "bytes / level"], rows, "lllrr")
+
+
+DISCLAIMER = """\
+> **Read these numbers with care.** They come from one small virtual machine with
+> {cores} shared logical cores, on which other engineers were running test suites at the same
+> time (load average {load} at the end of the run). Every number is the **median** of
+> several full passes over a dataset (GC off during each pass), so a busy neighbour moves
+> a median less than a mean, but single rows can still be off by tens of percent; the
+> ratios within one run (same machine, same minutes) are more trustworthy than the absolute
+> times. Rows measured on fewer than 3 passes say so. Your hardware will differ: run the
+> command below on it."""
+
+
+def render(res: Results, memory: list[dict[str, Any]] | None, lat: dict[str, dict[str, Any]] | None) -> str:
+    cpu = res.data.get("machine_info", {}).get("cpu", {})
+    load = ", ".join(f"{x:.2f}" for x in res.meta.get("loadavg_end", [])) or "unknown"
+    out = ["# tickbook benchmarks", ""]
+    out.append(DISCLAIMER.format(cores=cpu.get("count", os.cpu_count()), load=load))
+    out += [
+        "",
+        "## Reproduce",
+        "",
+        "```sh",
+        "make bench                                   # pytest-benchmark's own tables in the terminal",
+        ".venv/bin/python benches/report.py --out BENCHMARKS.md   # this file (runs the same suite)",
+        "```",
+        "",
+        "`report.py --json FILE` rebuilds the tables from a saved `--benchmark-json`; `--versions`",
+        "prints the versions of every competitor. Options such as `--bench-budget=3` (longer runs),",
+        "`--bench-datasets=spot` or `--gen-seed/--gen-messages/--gen-levels` go to the suite.",
+        "",
+        "## Machine and versions",
+        "",
+        *_machine(res),
+        "",
+        "## Datasets",
+        "",
+        _datasets(res),
+        "",
+        "Each pipeline starts from the same REST snapshot (loaded untimed) and applies every depth",
+        "message the sync rule keeps (the stale ones before the snapshot are dropped for all",
+        "alike: *dropped*), in order, reading the best bid and best ask after every message, as a",
+        "bot does. After the timed passes, outside the timed region, every pipeline's final best",
+        "bid and ask (price and quantity) is asserted equal to an independent replay in `Decimal`.",
+        "† = measured on the first "
+        f"{pl.PREFIX:,} messages of the generated stream only (a full pass of the slowest pipelines",
+        "would take most of a minute; the generated book keeps its size, so the cost per message",
+        "holds for the whole stream).",
+        "",
+        "## Targets",
+        "",
+    ]
+    targets, unmet = _targets(res, memory)
+    out += [targets, ""]
+    if unmet:
+        out += ["Not met in this run:", ""] + [f"- {u}" for u in unmet] + [""]
+    out += [
+        "## Where the core's time goes",
+        "",
+        "From the same run: decode only (msgspec Raw), apply only of the parse-only floor",
+        "(`_parse_only` of the pre-decoded raw spans) and the core's apply only; *book work* is",
+        "apply only minus parse.",
+        "",
+        _breakdown(res),
+        "",
+    ]
+    if lat:
+        out += [
+            "Per message, core end to end (decode + apply + best bid/ask read), timed one message at",
+            "a time over 5 passes after a warmup. The fits are least squares of the fastest pass per",
+            "message against its level count: fixed ns per message + ns per level, per stage.",
+            f"`perf_counter` resolution {next(iter(lat.values()))['resolution_ns']:.0f} ns; one timer",
+            f"call costs about {next(iter(lat.values()))['timer_call_median_ns']:.0f} ns (median),",
+            "included in each stage.",
+            "",
+            _latency_table(lat),
+            "",
+        ]
+    for ds in res.datasets():
+        info = res.info(ds)
+        out += [f"## {info['dataset_title']}", ""]
+        kinds = (("end to end", "tickbook"), ("apply only", "tickbook"), ("decode only", "msgspec-raw"))
+        for kind, base in kinds:
+            if any(r.dataset == ds and r.kind == kind for r in res.rows):
+                out += [f"### {kind}", "", _kind_table(res, ds, kind, base), ""]
+    if memory:
+        out += [
+            "## Memory",
+            "",
+            "Bytes held by each book for the same levels. The core reports its level storage",
+            "(`memory_bytes()`, allocated with `malloc`, so tracemalloc cannot see it); the Python",
+            "books are measured with tracemalloc (every object the book allocates) and, for the",
+            "reference, also by its own `memory_bytes()` estimate (`sys.getsizeof` of its parts).",
+            "",
+            _memory_table(memory),
+            "",
+        ]
+    out += [
+        "## Method",
+        "",
+        "- One pytest-benchmark `pedantic` round = one full pass over the dataset from a fresh",
+        "  book; the book is rebuilt from the snapshot in the untimed setup of every round.",
+        "- Warmup: a tenth of the messages, then one full pass for any pipeline under a second a",
+        "  pass; that warmup also sets the number of rounds (about `--bench-budget` seconds per",
+        "  benchmark, at least `--bench-min-rounds`). The GC is off for the whole benchmark.",
+        "- Validation: the tickbook books validate inside `apply_event` (their sync rule); every",
+        "  other pipeline checks the continuity rule itself (spot `U <= previous u + 1`, futures",
+        "  `pu == previous u`), as a careful bot does.",
+        "- *apply only* starts from events decoded before the pass: the tickbook books get the",
+        "  msgspec Structs with raw level spans (parsing them is part of their apply), the other",
+        "  books get levels already converted to their key type (float or Decimal).",
+        "- bmoscon's `order-book` sorts a side's keys on the first read after a change, so reading",
+        "  the best level after every message costs it a sort per message; its apply-only row",
+        "  *best read only at the end* shows the same work without the per-message reads (not",
+        "  what a bot does, shown to say where its time goes).",
+        "- The tutorial book: `json.loads`, a `dict` per side keyed by float, and",
+        "  `sorted(side.items())[0]` for each best price, as common tutorials do.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", type=Path, help="read this --benchmark-json file instead of running")
+    parser.add_argument("--save-json", type=Path, help="keep the run's --benchmark-json here")
+    parser.add_argument("--out", type=Path, help="write the markdown here (default: stdout)")
+    parser.add_argument("--versions", action="store_true", help="print the versions of every competitor")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory table")
+    parser.add_argument("--no-latency", action="store_true", help="skip the per-message latency pass")
+    for opt in PASSTHROUGH:
+        parser.add_argument(opt, help="passed to the benchmark suite")
+    args, extra = parser.parse_known_args(argv)
+    if args.versions:
+        for name, version in pl.versions().items():
+            print(f"{name} {version}")
+        return 0
+    bench_opts = [f"{opt}={getattr(args, opt[2:].replace('-', '_'))}" for opt in PASSTHROUGH]
+    bench_opts = [o for o in bench_opts if not o.endswith("=None")]
+    if args.json is not None:
+        data = json.loads(args.json.read_text())
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = args.save_json or Path(tmp) / "bench.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            run_benchmarks(path, bench_opts + extra)
+            data = json.loads(path.read_text())
+    res = Results(data)
+    options = res.meta.get("options", {})
+    loaders: dict[str, Callable[[], pl.Dataset]] = {
+        "spot": lambda: pl.load("spot"),
+        "usdm": lambda: pl.load("usdm"),
+        "generated": lambda: pl.load(
+            "generated", options.get("--gen-seed"), options.get("--gen-messages"), options.get("--gen-levels")
+        ),
+    }
+    datasets = [loaders[k]() for k in res.datasets() if k in loaders]
+    memory = None if args.no_memory else pl.memory_table(datasets)
+    lat = None
+    if not args.no_latency and pl.TickbookCore.available():
+        lat = {ds.key: latency(ds) for ds in datasets}
+    text = render(res, memory, lat)
+    if args.out is not None:
+        args.out.write_text(text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
