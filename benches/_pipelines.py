@@ -92,6 +92,7 @@ class Dataset:
     median_levels: float  # levels per message, median
     snapshot_levels: tuple[int, int]  # bids, asks in the snapshot
     level_counts: list[int]  # levels of each message
+    tick: str  # price tick of the symbol (for the dataset profile only)
     prefix_of: str | None = None  # the dataset this one is the first messages of
 
     @property
@@ -163,7 +164,9 @@ _IDS = msgspec.json.Decoder(_Wrapped)
 _LEVELS = msgspec.json.Decoder(list[tuple[str, str]])
 
 
-def _prepare(key: str, title: str, market: str, snapshot: bytes, lines: Iterable[bytes]) -> Dataset:
+def _prepare(
+    key: str, title: str, market: str, tick: str, snapshot: bytes, lines: Iterable[bytes]
+) -> Dataset:
     futures = market != "spot"
     book_id = msgspec.json.decode(snapshot, type=dict[str, Any])["lastUpdateId"]
     kept: list[bytes] = []
@@ -198,6 +201,7 @@ def _prepare(key: str, title: str, market: str, snapshot: bytes, lines: Iterable
         median_levels=float(statistics.median(per)),
         snapshot_levels=(len(snap["bids"]), len(snap["asks"])),
         level_counts=per,
+        tick=tick,
     )
 
 
@@ -207,7 +211,8 @@ def _real(market: str) -> Dataset:
     with gzip.open(REAL / f"{stem}_depth.jsonl.gz", "rb") as f:
         lines = f.read().splitlines()
     title = {"spot": "real spot BTCUSDT 2024-08-08", "usdm": "real USD-M BTCUSDT 2024-08-08"}[market]
-    return _prepare(market, title, market, snapshot, lines)
+    tick = {"spot": "0.01", "usdm": "0.10"}[market]  # exchangeInfo PRICE_FILTER of BTCUSDT
+    return _prepare(market, title, market, tick, snapshot, lines)
 
 
 @functools.cache
@@ -226,7 +231,49 @@ def load(
     levels = generate.DEFAULT_LEVELS if levels is None else levels
     stream = generate.generate(seed, messages, levels)
     title = f"generated spot-like, seed {seed}, {messages:,} messages, {levels:,} levels/side"
-    return _prepare("generated", title, "spot", stream.snapshot, stream.messages)
+    return _prepare("generated", title, "spot", "0.01", stream.snapshot, stream.messages)
+
+
+def profile(ds: Dataset) -> dict[str, float]:
+    """Where a dataset's updates land: distance (ticks) and rank (levels) from the best price
+    on their side, just before the message, and the share of deletes of absent levels."""
+    tick = Decimal(ds.tick)
+    snap = json.loads(ds.snapshot)
+    bids = SortedDict({int(Decimal(p) / tick): 0 for p, q in snap["bids"] if Decimal(q)})
+    asks = SortedDict({int(Decimal(p) / tick): 0 for p, q in snap["asks"] if Decimal(q)})
+    dist: list[int] = []
+    rank: list[int] = []
+    absent = 0
+    for raw in ds.messages:
+        ev = json.loads(raw)["data"]
+        best_bid, best_ask = bids.peekitem(-1)[0], asks.peekitem(0)[0]
+        changes = []
+        for is_bid, levels in ((True, ev["b"]), (False, ev["a"])):
+            for p, q in levels:
+                t = int(Decimal(p) / tick)
+                side = bids if is_bid else asks
+                if is_bid:
+                    dist.append(best_bid - t)
+                    rank.append(len(bids) - bids.bisect_right(t))
+                else:
+                    dist.append(t - best_ask)
+                    rank.append(asks.bisect_left(t))
+                zero = not Decimal(q)
+                absent += zero and t not in side
+                changes.append((side, t, zero))
+        for side, t, zero in changes:
+            if zero:
+                side.pop(t, None)
+            else:
+                side[t] = 0
+    n = len(dist)
+    return {
+        "near": sum(d <= 5 for d in dist) / n,
+        "far": sum(d > 50 for d in dist) / n,
+        "median_ticks": statistics.median(dist),
+        "median_rank": statistics.median(rank),
+        "absent_deletes": absent / n,
+    }
 
 
 @functools.cache

@@ -7,8 +7,8 @@ The model, per message:
 * every other level touched is drawn by its distance from the touch: most within a few ticks
   (exponential, mean ``NEAR_MEAN`` ticks), a tail (``FAR_SHARE`` of the draws) log-uniform
   from ``FAR_MIN`` out to ``FAR_MAX`` ticks. This stream is touch-heavy on purpose (about a
-  third of its levels within 5 ticks of the touch, median rank 6 from the best); the real
-  spot recording spreads its updates through the book (median 2,700 ticks and rank 90 from
+  third of its levels within 5 ticks of the touch, median rank 5 from the best); the real
+  spot recording spreads its updates through the book (median 2,600 ticks and rank 87 from
   the best), so the two regimes complement each other;
 * a touched level that exists is deleted or given a new quantity; one that does not exist is
   added, or deleted anyway (Binance sends deletes of levels a local book never had). The

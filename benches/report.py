@@ -272,23 +272,40 @@ def _machine(res: Results) -> list[str]:
     return lines
 
 
-def _datasets(res: Results) -> str:
+def _datasets(res: Results, profiles: dict[str, dict[str, float]]) -> str:
     rows = []
     for key in res.datasets():
         info = res.info(key)
         b, a = info["snapshot_levels"]
-        rows.append(
-            [
-                info["dataset_title"],
-                f"{info['messages']:,}",
-                f"{info['levels']:,}",
-                f"{info['median_levels']:g}",
-                f"{info['levels'] / info['messages']:.1f}",
-                f"{b:,} / {a:,}",
-                str(info["dropped"]),
+        row = [
+            info["dataset_title"],
+            f"{info['messages']:,}",
+            f"{info['levels']:,}",
+            f"{info['median_levels']:g} / {info['levels'] / info['messages']:.1f}",
+            f"{b:,} / {a:,}",
+            str(info["dropped"]),
+        ]
+        prof = profiles.get(key)
+        if prof:
+            row += [
+                f"{prof['near']:.0%} / {prof['far']:.0%}",
+                f"{prof['median_ticks']:,.0f} / {prof['median_rank']:,.0f}",
+                f"{prof['absent_deletes']:.1%}",
             ]
-        )
-    headers = ["dataset", "messages", "levels", "median levels/msg", "mean", "snapshot bids/asks", "dropped"]
+        else:
+            row += ["", "", ""]
+        rows.append(row)
+    headers = [
+        "dataset",
+        "messages",
+        "levels",
+        "levels/msg median / mean",
+        "snapshot bids / asks",
+        "dropped",
+        "levels <= 5 / > 50 ticks from the best",
+        "median ticks / rank from the best",
+        "deletes of absent levels",
+    ]
     return _table(headers, rows)
 
 
@@ -444,7 +461,12 @@ DISCLAIMER = """\
 > command below on it."""
 
 
-def render(res: Results, memory: list[dict[str, Any]] | None, lat: dict[str, dict[str, Any]] | None) -> str:
+def render(
+    res: Results,
+    memory: list[dict[str, Any]] | None,
+    lat: dict[str, dict[str, Any]] | None,
+    profiles: dict[str, dict[str, float]],
+) -> str:
     cpu = res.data.get("machine_info", {}).get("cpu", {})
     load = ", ".join(f"{x:.2f}" for x in res.meta.get("loadavg_end", [])) or "unknown"
     out = ["# tickbook benchmarks", ""]
@@ -468,7 +490,7 @@ def render(res: Results, memory: list[dict[str, Any]] | None, lat: dict[str, dic
         "",
         "## Datasets",
         "",
-        _datasets(res),
+        _datasets(res, profiles),
         "",
         "Each pipeline starts from the same REST snapshot (loaded untimed) and applies every depth",
         "message the sync rule keeps (the stale ones before the snapshot are dropped for all",
@@ -592,7 +614,8 @@ def main(argv: list[str] | None = None) -> int:
     lat = None
     if not args.no_latency and pl.TickbookCore.available():
         lat = {ds.key: latency(ds) for ds in datasets}
-    text = render(res, memory, lat)
+    profiles = {ds.key: pl.profile(ds) for ds in datasets}
+    text = render(res, memory, lat, profiles)
     if args.out is not None:
         args.out.write_text(text)
         print(f"wrote {args.out}", file=sys.stderr)

@@ -276,6 +276,22 @@ def test_drop_depth_500_is_one_gap_at_the_next_message(dataset: str, impl: str) 
 
 
 @pytest.mark.parametrize("impl", IMPLS)
+def test_on_state_reports_sync_then_the_gap(impl: str) -> None:
+    """The demo's sync events: SYNCED when the snapshot is bridged, then OUT_OF_SYNC (GAP)
+    at the message after the dropped one, each reported once."""
+    events: list[tuple[str, str, int]] = []
+    replay = Replay(
+        impl=load_impl(impl),
+        drop_depth=500,
+        on_state=lambda book: events.append((book.state.name, book.reason.name, book.last_update_id)),
+    )
+    files = DATASETS["hft-spot"].files
+    replay.run_files([str(f) for f in files])
+    assert [(state, reason) for state, reason, _ in events] == [("SYNCED", "NONE"), ("OUT_OF_SYNC", "GAP")]
+    assert events[1][2] == nth_depth_u(files, 499)  # the book stopped at the last event before the drop
+
+
+@pytest.mark.parametrize("impl", IMPLS)
 def test_drop_depth_in_every_symbol(impl: str) -> None:
     s = replayed("cf-usdm-0722", impl, 100)
     for got in s["symbols"].values():
@@ -529,7 +545,10 @@ def test_cli_show_bbo(cli: Run) -> None:
     assert code == 0
     s = json.loads(out)  # with --json the BBO lines go to stderr, stdout stays one JSON object
     changes = s["symbols"]["BTCUSDT"]["bbo_changes"]  # the snapshot and the bridging event: one line
-    assert len(err.splitlines()) == changes
+    lines = err.splitlines()
+    sync_events = [line for line in lines if " now " in line]
+    assert len(sync_events) == 1 and "now SYNCED at update 50093239224" in sync_events[0]
+    assert len(lines) == changes + len(sync_events)
     code, out, _ = cli("replay", *(str(p) for p in DATASETS["hft-spot"].files), "--show-bbo")
     assert code == 0
     bbo = [line for line in out.splitlines() if " | " in line]

@@ -186,6 +186,19 @@ def _bbo_printer(replay: Replay, out: TextIO) -> Callable[[Any], None]:
     return show
 
 
+def _state_printer(replay: Replay, out: TextIO) -> Callable[[Any], None]:
+    """The ``on_state`` callback of ``--show-bbo``: one line per sync-state change."""
+
+    def show(book: Any) -> None:
+        why = f" ({book.reason_detail})" if book.reason_detail else ""
+        out.write(
+            f"{_format_time(replay.time)}{book.symbol:<10} now {book.state.name}"
+            f" at update {book.last_update_id}{why}\n"
+        )
+
+    return show
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     impl = _load_impl(args.impl)
     for path in args.files:
@@ -207,7 +220,9 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         check_bookticker=args.check_bookticker,
     )
     if args.show_bbo:
-        replay.on_bbo = _bbo_printer(replay, sys.stderr if args.json else sys.stdout)
+        out = sys.stderr if args.json else sys.stdout
+        replay.on_bbo = _bbo_printer(replay, out)
+        replay.on_state = _state_printer(replay, out)
 
     status = EXIT_OK
     try:

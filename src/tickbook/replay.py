@@ -160,6 +160,7 @@ class _Symbol:
         "errors",
         "gap_at",
         "has_snapshot",
+        "state",
         "symbol",
     )
 
@@ -172,6 +173,7 @@ class _Symbol:
         self.gap_at: list[int] = []  # depth message numbers (1-based) where a gap was detected
         self.crossed_at: list[int] = []  # depth message numbers whose update would have crossed the book
         self.has_snapshot = False  # a snapshot was given to this book (or is no longer looked for)
+        self.state = book.state  # last state reported to on_state
 
 
 class Replay:
@@ -184,7 +186,9 @@ class Replay:
     detection. ``check_bookticker`` compares the top of book with bookTicker
     messages at equal update IDs. ``on_bbo(book)`` is called whenever the best
     bid or ask (price or quantity) changed; ``self.time`` is then the receive
-    time of the record being replayed. ``book_options`` go to every book's
+    time of the record being replayed. ``on_state(book)`` is called whenever a
+    book's sync state changes (synced, out of sync with ``book.reason``, ...).
+    ``book_options`` go to every book's
     constructor (``max_depth``, ``buffer_limit``, ...).
 
     Bad input never stops a replay: a message that does not decode, or that the
@@ -200,6 +204,7 @@ class Replay:
         drop_depth: int | None = None,
         check_bookticker: bool = False,
         on_bbo: Callable[[Book], object] | None = None,
+        on_state: Callable[[Book], object] | None = None,
         book_options: Mapping[str, Any] | None = None,
         history: int = 100_000,
     ) -> None:
@@ -211,6 +216,7 @@ class Replay:
         self.drop_depth = drop_depth
         self.check_bookticker = check_bookticker
         self.on_bbo = on_bbo
+        self.on_state = on_state
         self.book_options = dict(book_options or {})
         self.history = history
         self.time: int | None = None  # receive time of the record being replayed
@@ -346,6 +352,8 @@ class Replay:
             st.gap_at.append(n)
         elif result & Applied.CROSSED:
             st.crossed_at.append(n)
+        if self.on_state is not None and book.state is not st.state:
+            self._notify_state(st)
 
     def _first_snapshot(self, st: _Symbol, u: int) -> None:
         """Before the first depth message of a symbol: give its book the snapshot waiting for it."""
@@ -408,6 +416,8 @@ class Replay:
             if check is None:
                 check = self._checks[st.symbol] = _TopCheck(self.history)
             check.on_applied(book.last_update_id, book, self.mismatch_samples)
+        if self.on_state is not None and book.state is not st.state:
+            self._notify_state(st)
         if self.on_bbo is not None and _top(book) != before:
             self._notify(st)
 
@@ -418,6 +428,14 @@ class Replay:
             check = self._checks[symbol] = _TopCheck(self.history)
         st = self._symbols.get(symbol)
         check.on_ticker(ticker, st.book if st is not None else None, self.mismatch_samples)
+
+    def _notify_state(self, st: _Symbol) -> None:
+        assert self.on_state is not None
+        st.state = st.book.state
+        try:
+            self.on_state(st.book)
+        except Exception as exc:  # like on_bbo: counted, never stops the replay
+            self._error(st, exc)
 
     def _notify(self, st: _Symbol) -> None:
         assert self.on_bbo is not None
