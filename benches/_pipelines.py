@@ -876,7 +876,20 @@ def _books_from(
         lambda: ({float(p): float(q) for p, q in bids}, {float(p): float(q) for p, q in asks})
     )
     rows.append(("dict[float, float] per side (tutorial), tracemalloc", traced))
+    if order_book is not None:
+        _, traced = _traced(lambda: _bmoscon(bids, asks))
+        rows.append(("bmoscon order-book, tracemalloc (its Python objects)", traced))
     return rows
+
+
+def _bmoscon(bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> Any:
+    book = order_book.OrderBook()
+    for side, levels in ((book.bids, bids), (book.asks, asks)):
+        for p, q in levels:
+            side[float(p)] = float(q)
+    book.bids.index(0)  # sorted once, as after a read: the key cache is part of its memory
+    book.asks.index(0)
+    return book
 
 
 def _rebuild_ref(blob_b: bytes, blob_a: bytes, market: str) -> Any:
@@ -891,28 +904,46 @@ def _sorted_dicts(
     return SortedDict({conv(p): conv(q) for p, q in bids}), SortedDict({conv(p): conv(q) for p, q in asks})
 
 
-def final_levels(ds: Dataset) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """The levels of the book after the whole replay (the reference book's exact text)."""
-    ref = TickbookReference(ds)
-    ref.setup()
-    for raw in ds.messages:
-        ref.book.apply_event(_combined_raw(ds).decode(raw).data)
-    return ref.book.bids_str(), ref.book.asks_str()
+def _replayed(ds: Dataset) -> tuple[Any, Any]:
+    """The core and the reference book after the whole replay (their real state, not rebuilt)."""
+    books = []
+    for cls in (TickbookCore, TickbookReference):
+        if not cls.available():
+            books.append(None)
+            continue
+        p = cls(ds)
+        p.setup()
+        p.end_to_end()
+        p.check()
+        books.append(p.book)
+    return books[0], books[1]
 
 
 def memory_table(datasets: list[Dataset], per_side: int = 5_000) -> list[dict[str, Any]]:
-    """Rows: book, case, levels, bytes, bytes per level."""
-    cases: list[tuple[str, str, list[tuple[str, str]], list[tuple[str, str]]]] = []
+    """Rows: case, book, levels, bytes, bytes per level, and whether the row is a target row.
+
+    Per dataset, the books after the whole replay: the core's own ``memory_bytes()`` of the
+    replayed book (its real state after all the churn), then every book built fresh with the
+    same final levels. Then a synthetic book of ``per_side`` levels per side, built fresh."""
+    rows: list[dict[str, Any]] = []
+
+    def add(case: str, label: str, n: int, size: int, target: bool = False) -> None:
+        rows.append(
+            {"case": case, "book": label, "levels": n, "bytes": size, "per_level": size / n, "target": target}
+        )
+
     for ds in datasets:
-        b, a = final_levels(ds)
-        cases.append((f"{ds.key}: book after the replay", ds.market, b, a))
-    b, a = synthetic_levels(per_side)
-    cases.append((f"{per_side:,} levels per side", "spot", b, a))
-    rows = []
-    for case, market, b, a in cases:
+        core, ref = _replayed(ds)
+        b, a = ref.bids_str(), ref.asks_str()
         n = len(b) + len(a)
-        for label, size in _books_from(b, a, market):
-            rows.append({"case": case, "book": label, "levels": n, "bytes": size, "per_level": size / n})
+        case = f"{ds.key}: book after the replay"
+        if core is not None:
+            add(case, "tickbook core, `memory_bytes()` of the replayed book", n, core.memory_bytes(), True)
+        for label, size in _books_from(b, a, ds.market):
+            add(case, label + " (built fresh)", n, size)
+    b, a = synthetic_levels(per_side)
+    for label, size in _books_from(b, a, "spot"):
+        add(f"{per_side:,} levels per side", label, len(b) + len(a), size, label.startswith("tickbook core"))
     return rows
 
 

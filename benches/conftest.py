@@ -12,7 +12,9 @@ Options (all optional):
   kept within ``--bench-min-rounds`` (default 3) and ``--bench-max-rounds`` (default 15);
 * ``--gen-seed``, ``--gen-messages``, ``--gen-levels``: the generated stream
   (``benches/generate.py``; defaults there);
-* ``--bench-datasets=spot,usdm,generated``: the datasets to run.
+* ``--bench-datasets=spot,usdm,generated``: the datasets to run;
+* ``--bench-pipelines=KEY,...``: only these pipelines/decoders (``report.py --isolate`` runs
+  each in its own process this way).
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--gen-messages", type=int, default=None, help="messages in the generated stream")
     group.addoption("--gen-levels", type=int, default=None, help="snapshot levels per side, generated stream")
     group.addoption("--bench-datasets", default=",".join(DATASETS), help="comma-separated datasets to run")
+    group.addoption(
+        "--bench-pipelines",
+        default="",
+        help="comma-separated pipeline/decoder keys to run (floor: the parse-only floor); default all",
+    )
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
@@ -53,6 +60,21 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Mod
         return None  # python_files already matches it: pytest collects it on its own
     module: pytest.Module = pytest.Module.from_parent(parent, path=file_path)
     return module
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    wanted = {k.strip() for k in config.getoption("--bench-pipelines").split(",") if k.strip()}
+    if not wanted:
+        return
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        key = callspec.params.get("key", "floor") if callspec is not None else "floor"
+        (keep if key in wanted else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -33,7 +33,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _pipelines as pl
 
 ROOT = Path(__file__).resolve().parent.parent
-PEERS = ("sorteddict-float", "sorteddict-decimal", "order-book")  # msgspec typed + a peer book
+# the pipelines a Python user can assemble today from existing parts (the tutorial is separate);
+# the fastest of them on each dataset is the "peer" of the 20x target
+PEERS = ("sorteddict-float", "sorteddict-decimal", "orjson-sorteddict", "order-book")
 REAL = ("spot", "usdm")
 TARGETS = {
     "peer": 20.0,  # end to end: at least 20x faster than msgspec + the fastest peer book
@@ -50,6 +52,7 @@ PASSTHROUGH = (
     "--gen-seed",
     "--gen-messages",
     "--gen-levels",
+    "--bench-pipelines",
 )
 
 
@@ -76,6 +79,29 @@ def run_benchmarks(json_path: Path, extra: list[str]) -> None:
     ]
     print("+", " ".join(cmd), file=sys.stderr)
     subprocess.run(cmd, check=True, cwd=ROOT, env=env)
+
+
+def run_isolated(json_path: Path, extra: list[str], keys: list[str]) -> dict[str, Any]:
+    """One pytest process per pipeline or decoder (``--bench-pipelines=KEY``), results merged."""
+    merged: dict[str, Any] | None = None
+    with tempfile.TemporaryDirectory() as tmp:
+        for key in keys:
+            part = Path(tmp) / f"{key}.json"
+            run_benchmarks(part, [*extra, f"--bench-pipelines={key}"])
+            data = json.loads(part.read_text())
+            if merged is None:
+                merged = data
+            else:
+                merged["benchmarks"] += data["benchmarks"]
+    assert merged is not None
+    merged.setdefault("tickbook", {})["isolated"] = True
+    json_path.write_text(json.dumps(merged))
+    return merged
+
+
+def all_keys() -> list[str]:
+    """Every pipeline and decoder key the suite knows, and the floor."""
+    return [p.key for p in pl.PIPELINES] + list(pl.DECODERS) + ["floor"]
 
 
 # ------------------------------------------------------------------------------ results
@@ -316,7 +342,7 @@ def _targets(res: Results, memory: list[dict[str, Any]] | None) -> tuple[str, li
     def add(name: str, dataset: str, value: float | None, goal: str, ok: bool | None, detail: str) -> None:
         status = "n/a" if ok is None else ("**met**" if ok else "**not met**")
         rows.append([name, dataset, _x(value) if value is not None else "n/a", goal, status, detail])
-        if ok is False:
+        if ok is False and "(info)" not in dataset:
             unmet.append(f"{name} ({dataset}): {_x(value)} against {goal}")
 
     for ds in [d for d in res.datasets() if d in REAL] + [d for d in res.datasets() if d not in REAL]:
@@ -329,12 +355,13 @@ def _targets(res: Results, memory: list[dict[str, Any]] | None) -> tuple[str, li
             fastest = min(peers, key=lambda r: r.ns_msg)
             v = fastest.ns_msg / core.ns_msg
             add(
-                "end to end vs msgspec + fastest peer book",
+                "end to end vs the fastest peer pipeline",
                 tag,
                 v,
                 f">= {TARGETS['peer']:g}x",
                 v >= TARGETS["peer"],
-                f"{fastest.label}: {_ns(fastest.ns_msg)} ns/msg; core {_ns(core.ns_msg)}",
+                f"{fastest.label}: {_ns(fastest.ns_msg)} ns/msg; core {_ns(core.ns_msg)}, "
+                f"needs <= {_ns(fastest.ns_msg / TARGETS['peer'])}",
             )
         tut = res.get(ds, "end to end", "tutorial")
         if tut is not None:
@@ -345,7 +372,8 @@ def _targets(res: Results, memory: list[dict[str, Any]] | None) -> tuple[str, li
                 v,
                 f">= {TARGETS['tutorial']:g}x",
                 v >= TARGETS["tutorial"],
-                f"tutorial {_ns(tut.ns_msg)} ns/msg{' (prefix)' if tut.prefix else ''}",
+                f"tutorial {_ns(tut.ns_msg)} ns/msg{' (prefix)' if tut.prefix else ''}; core "
+                f"{_ns(core.ns_msg)}, needs <= {_ns(tut.ns_msg / TARGETS['tutorial'])}",
             )
         floor = res.get(ds, "end to end", "floor")
         if floor is not None:
@@ -356,7 +384,8 @@ def _targets(res: Results, memory: list[dict[str, Any]] | None) -> tuple[str, li
                 v,
                 f"<= {TARGETS['floor']:g}x",
                 v <= TARGETS["floor"],
-                f"floor {_ns(floor.ns_msg)} ns/msg, core {_ns(core.ns_msg)}",
+                f"floor {_ns(floor.ns_msg)} ns/msg; core {_ns(core.ns_msg)}, "
+                f"needs <= {_ns(floor.ns_msg * TARGETS['floor'])}",
             )
         sd = res.get(ds, "apply only", "sorteddict-float")
         capply = res.get(ds, "apply only", "tickbook")
@@ -368,10 +397,11 @@ def _targets(res: Results, memory: list[dict[str, Any]] | None) -> tuple[str, li
                 v,
                 f">= {TARGETS['apply']:g}x",
                 v >= TARGETS["apply"],
-                f"SortedDict {_ns(sd.ns_msg)} ns/msg, core {_ns(capply.ns_msg)}",
+                f"SortedDict {_ns(sd.ns_msg)} ns/msg; core {_ns(capply.ns_msg)}, "
+                f"needs <= {_ns(sd.ns_msg / TARGETS['apply'])}",
             )
     for row in memory or []:
-        if row["book"].startswith("tickbook core"):
+        if row.get("target"):
             v = row["per_level"]
             ok = v <= TARGETS["bytes"]
             rows.append(
@@ -466,6 +496,7 @@ def render(
     memory: list[dict[str, Any]] | None,
     lat: dict[str, dict[str, Any]] | None,
     profiles: dict[str, dict[str, float]],
+    command: str = "",
 ) -> str:
     cpu = res.data.get("machine_info", {}).get("cpu", {})
     load = ", ".join(f"{x:.2f}" for x in res.meta.get("loadavg_end", [])) or "unknown"
@@ -479,6 +510,8 @@ def render(
         "make bench                                   # pytest-benchmark's own tables in the terminal",
         ".venv/bin/python benches/report.py --out BENCHMARKS.md   # this file (runs the same suite)",
         "```",
+        "",
+        f"This file was written by `{command}`.",
         "",
         "`report.py --json FILE` rebuilds the tables from a saved `--benchmark-json`; `--versions`",
         "prints the versions of every competitor. Options such as `--bench-budget=3` (longer runs),",
@@ -504,6 +537,16 @@ def render(
         "",
         "## Targets",
         "",
+        "From the issue, medians of the same run on the same machine: end to end on the real",
+        "recordings at least 20x faster than the fastest pipeline a Python user can assemble from",
+        "existing parts (here the fastest of msgspec + SortedDict[float], msgspec +",
+        "SortedDict[Decimal], orjson + SortedDict[float] and msgspec + bmoscon order-book, on each",
+        "dataset) and at least 100x faster than the tutorial approach; end to end within 2.5x of",
+        "the parse-only floor (msgspec Raw decode + `_parse_only`: scan every message and parse",
+        "every price and quantity to int64, no book); apply only at least 10x faster than",
+        "SortedDict keyed by pre-decoded floats; memory at most 32 bytes per level (an aim). Rows",
+        "marked *(info)* are on the generated stream, which the targets do not name.",
+        "",
     ]
     targets, unmet = _targets(res, memory)
     out += [targets, ""]
@@ -520,13 +563,15 @@ def render(
         "",
     ]
     if lat:
+        first = next(iter(lat.values()))
         out += [
-            "Per message, core end to end (decode + apply + best bid/ask read), timed one message at",
-            "a time over 5 passes after a warmup. The fits are least squares of the fastest pass per",
-            "message against its level count: fixed ns per message + ns per level, per stage.",
-            f"`perf_counter` resolution {next(iter(lat.values()))['resolution_ns']:.0f} ns; one timer",
-            f"call costs about {next(iter(lat.values()))['timer_call_median_ns']:.0f} ns (median),",
-            "included in each stage.",
+            "Latency per message, core end to end (decode + apply + best bid/ask read), each message",
+            "timed on its own over 5 passes after a warmup (percentiles over all passes; the max is",
+            "usually the scheduler: the cores are shared). The fits are least squares of the fastest",
+            "pass per message against its level count: fixed ns per message + ns per level, per",
+            "stage; *parse-only* is the floor's work, which *apply+read* repeats inside.",
+            f"`perf_counter` resolution {first['resolution_ns']:.0f} ns; one timer call costs about"
+            f" {first['timer_call_median_ns']:.0f} ns (median), included in each stage.",
             "",
             _latency_table(lat),
             "",
@@ -550,9 +595,17 @@ def render(
             _memory_table(memory),
             "",
         ]
+    isolated = res.meta.get("isolated")
     out += [
         "## Method",
         "",
+        "- Processes: "
+        + (
+            "each pipeline and decoder ran in its own pytest process (`report.py --isolate`)."
+            if isolated
+            else "all benchmarks ran in one pytest process, one after the other (`report.py"
+            " --isolate` runs each pipeline and decoder in its own)."
+        ),
         "- One pytest-benchmark `pedantic` round = one full pass over the dataset from a fresh",
         "  book; the book is rebuilt from the snapshot in the untimed setup of every round.",
         "- Warmup: a tenth of the messages, then one full pass for any pipeline under a second a",
@@ -583,6 +636,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--versions", action="store_true", help="print the versions of every competitor")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory table")
     parser.add_argument("--no-latency", action="store_true", help="skip the per-message latency pass")
+    parser.add_argument(
+        "--isolate", action="store_true", help="run each pipeline/decoder in its own pytest process"
+    )
     for opt in PASSTHROUGH:
         parser.add_argument(opt, help="passed to the benchmark suite")
     args, extra = parser.parse_known_args(argv)
@@ -598,8 +654,13 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             path = args.save_json or Path(tmp) / "bench.json"
             path.parent.mkdir(parents=True, exist_ok=True)
-            run_benchmarks(path, bench_opts + extra)
-            data = json.loads(path.read_text())
+            if args.isolate:
+                keys = args.bench_pipelines.split(",") if args.bench_pipelines else all_keys()
+                opts = [o for o in bench_opts if not o.startswith("--bench-pipelines=")]
+                data = run_isolated(path, opts + extra, keys)
+            else:
+                run_benchmarks(path, bench_opts + extra)
+                data = json.loads(path.read_text())
     res = Results(data)
     options = res.meta.get("options", {})
     loaders: dict[str, Callable[[], pl.Dataset]] = {
@@ -615,7 +676,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_latency and pl.TickbookCore.available():
         lat = {ds.key: latency(ds) for ds in datasets}
     profiles = {ds.key: pl.profile(ds) for ds in datasets}
-    text = render(res, memory, lat, profiles)
+    env = "PYTHONPATH=src " if os.environ.get("PYTHONPATH") else ""
+    command = env + " ".join(
+        [
+            os.path.relpath(sys.executable, ROOT) if sys.prefix.startswith(str(ROOT)) else sys.executable,
+            "benches/report.py",
+            *(argv if argv is not None else sys.argv[1:]),
+        ]
+    )
+    text = render(res, memory, lat, profiles, command)
     if args.out is not None:
         args.out.write_text(text)
         print(f"wrote {args.out}", file=sys.stderr)
