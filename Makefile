@@ -21,7 +21,7 @@ STAMP_DEBUG := build/.ext-debug
 LINT_PATHS := $(wildcard src tests benches)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv build debug annotate test test-py test-debug demo bench lint typecheck clean distclean
+.PHONY: help venv build debug annotate test test-py test-debug demo bench bench-report lint typecheck clean distclean
 
 help: ## show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-11s %s\n", $$1, $$2}' \
@@ -86,6 +86,9 @@ demo: build ## replay a real recorded Binance market through the engine (DEMO_AR
 
 bench: build $(STAMP_BENCH) ## run benches/ with pytest-benchmark (BENCH_ARGS=...)
 	$(VPY) -m pytest benches $(BENCH_ARGS)
+
+bench-report: build $(STAMP_BENCH) ## run benches/ and rewrite BENCHMARKS.md (tables, targets, memory)
+	$(VPY) benches/report.py --out BENCHMARKS.md --save-json .benchmarks/last.json
 
 lint: $(STAMP_VENV) ## ruff check + ruff format --check; cython-lint on the .pyx/.pxd files
 	$(VENV)/bin/ruff check $(LINT_PATHS)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
 import platform
 import statistics
@@ -168,9 +169,11 @@ def _ns(x: float) -> str:
 
 
 def _x(x: float | None) -> str:
+    """A ratio, truncated (not rounded) to what it shows: 99.97 reads 99.9x, never 100x."""
     if x is None:
         return "n/a"
-    return f"{x:,.0f}x" if x >= 100 else f"{x:.1f}x" if x >= 10 else f"{x:.2f}x"
+    digits = 0 if x >= 1000 else 1 if x >= 10 else 2
+    return f"{math.floor(x * 10**digits) / 10**digits:,.{digits}f}x"
 
 
 def _table(headers: list[str], rows: list[list[str]], align: str | None = None) -> str:
@@ -511,7 +514,12 @@ def render(
         ".venv/bin/python benches/report.py --out BENCHMARKS.md   # this file (runs the same suite)",
         "```",
         "",
-        f"This file was written by `{command}`.",
+        f"This file was written by `{command}`"
+        + (
+            f", from the timings of `{res.meta['run_command']}`."
+            if res.meta.get("run_command") not in (None, command)
+            else "."
+        ),
         "",
         "`report.py --json FILE` rebuilds the tables from a saved `--benchmark-json`; `--versions`",
         "prints the versions of every competitor. Options such as `--bench-budget=3` (longer runs),",
@@ -648,6 +656,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     bench_opts = [f"{opt}={getattr(args, opt[2:].replace('-', '_'))}" for opt in PASSTHROUGH]
     bench_opts = [o for o in bench_opts if not o.endswith("=None")]
+    env = "PYTHONPATH=src " if os.environ.get("PYTHONPATH") else ""
+    python = os.path.relpath(sys.executable, ROOT) if sys.prefix.startswith(str(ROOT)) else sys.executable
+    command = env + " ".join([python, "benches/report.py", *(argv if argv is not None else sys.argv[1:])])
     if args.json is not None:
         data = json.loads(args.json.read_text())
     else:
@@ -661,6 +672,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 run_benchmarks(path, bench_opts + extra)
                 data = json.loads(path.read_text())
+            data.setdefault("tickbook", {})["run_command"] = command
+            path.write_text(json.dumps(data))
     res = Results(data)
     options = res.meta.get("options", {})
     loaders: dict[str, Callable[[], pl.Dataset]] = {
@@ -676,14 +689,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_latency and pl.TickbookCore.available():
         lat = {ds.key: latency(ds) for ds in datasets}
     profiles = {ds.key: pl.profile(ds) for ds in datasets}
-    env = "PYTHONPATH=src " if os.environ.get("PYTHONPATH") else ""
-    command = env + " ".join(
-        [
-            os.path.relpath(sys.executable, ROOT) if sys.prefix.startswith(str(ROOT)) else sys.executable,
-            "benches/report.py",
-            *(argv if argv is not None else sys.argv[1:]),
-        ]
-    )
     text = render(res, memory, lat, profiles, command)
     if args.out is not None:
         args.out.write_text(text)

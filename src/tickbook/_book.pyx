@@ -391,33 +391,51 @@ cdef void side_remove_block(Side* s, Py_ssize_t at) noexcept:
     s.nblocks -= 1
 
 
+cdef inline Py_ssize_t count_le(const int64_t* a, Py_ssize_t n, int64_t key) noexcept nogil:
+    """How many of the n ascending keys are <= key.
+
+    Branch-free binary search: the loop runs log2(n) times whatever the data,
+    and the step is an arithmetic select, so a key whose position the CPU
+    cannot predict (most updates, which land tens to thousands of levels from
+    the touch) costs no mispredicted branches.
+    """
+    cdef const int64_t* base = a
+    cdef Py_ssize_t half
+    if n == 0:
+        return 0
+    while n > 1:
+        half = n >> 1
+        base += half * (base[half - 1] <= key)
+        n -= half
+    return (base - a) + (base[0] <= key)
+
+
 cdef inline Py_ssize_t side_find_block(const Side* s, int64_t key) noexcept nogil:
-    """Index of the last block whose first key is <= key (0 if key precedes all)."""
-    cdef Py_ssize_t lo = 0
+    """Index of the last block whose first key is <= key (0 if key precedes all).
+
+    The touch's block is checked first, then a few blocks back from it (a
+    block holds up to 64 levels), and only then the branch-free search.
+    """
     cdef Py_ssize_t hi = s.nblocks - 1
-    cdef Py_ssize_t mid
-    if s.firsts[hi] <= key:
-        return hi                       # the touch's block: most updates land here
-    while hi - lo > 1:
-        mid = (lo + hi) >> 1
-        if s.firsts[mid] <= key:
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    cdef Py_ssize_t stop = hi - 3 if hi > 3 else 0
+    while hi > stop and s.firsts[hi] > key:
+        hi -= 1
+    if hi == 0 or s.firsts[hi] <= key:
+        return hi
+    hi = count_le(s.firsts, hi, key) - 1
+    return hi if hi > 0 else 0
 
 
 cdef inline int32_t block_lower_bound(const Block* b, int64_t key) noexcept nogil:
-    cdef int32_t lo = 0
-    cdef int32_t hi = b.n
-    cdef int32_t mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if b.keys[mid] < key:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    """Index of the first key >= key in the block (b.n if none); branch-free."""
+    cdef const int64_t* base = b.keys
+    cdef Py_ssize_t n = b.n
+    cdef Py_ssize_t half
+    while n > 1:
+        half = n >> 1
+        base += half * (base[half - 1] < key)
+        n -= half
+    return <int32_t>((base - b.keys) + (base[0] < key))
 
 
 cdef int64_t side_get(const Side* s, int64_t key) noexcept nogil:
