@@ -485,8 +485,8 @@ def _memory_table(memory: list[dict[str, Any]]) -> str:
 
 DISCLAIMER = """\
 > **Read these numbers with care.** They come from one small virtual machine with
-> {cores} shared logical cores, on which other engineers were running test suites at the same
-> time (load average {load} at the end of the run). Every number is the **median** of
+> {cores} shared logical cores, which other processes may share (load average at the end of
+> the run: {load}). Every number is the **median** of
 > several full passes over a dataset (GC off during each pass), so a busy neighbour moves
 > a median less than a mean, but single rows can still be off by tens of percent; the
 > ratios within one run (same machine, same minutes) are more trustworthy than the absolute
