@@ -547,7 +547,8 @@ def test_cli_show_bbo(cli: Run) -> None:
     changes = s["symbols"]["BTCUSDT"]["bbo_changes"]  # the snapshot and the bridging event: one line
     lines = err.splitlines()
     sync_events = [line for line in lines if " now " in line]
-    assert len(sync_events) == 1 and "now SYNCED at update 50093239224" in sync_events[0]
+    assert len(sync_events) == 1
+    assert "now SYNCED at update 50093239224" in sync_events[0]
     assert len(lines) == changes + len(sync_events)
     code, out, _ = cli("replay", *(str(p) for p in DATASETS["hft-spot"].files), "--show-bbo")
     assert code == 0

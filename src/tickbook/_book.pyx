@@ -39,7 +39,6 @@ import time
 from collections.abc import Sequence
 
 import msgspec
-import numpy as np
 
 from tickbook import _analytics, _decimal
 from tickbook._rules import snapshot_is_stale
@@ -933,10 +932,12 @@ cdef class OrderBook:
     def _check_shape(self, levels):
         """Raise LevelsFormatError if one side is not a well-formed list of two-string pairs."""
         if isinstance(levels, (bytes, str)) or PyObject_CheckBuffer(levels):
+            text = levels if isinstance(levels, (bytes, str)) else bytes(memoryview(levels))
             try:
-                _LEVELS_DECODER.decode(levels if isinstance(levels, (bytes, str)) else bytes(memoryview(levels)))
+                _LEVELS_DECODER.decode(text)
             except msgspec.DecodeError as exc:
-                raise LevelsFormatError(f"levels are not a JSON array of [price, qty] strings: {exc}") from None
+                raise LevelsFormatError(
+                    f"levels are not a JSON array of [price, qty] strings: {exc}") from None
         else:
             self._parse_seq_shape(levels)
 
