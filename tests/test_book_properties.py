@@ -10,8 +10,9 @@ Two kinds of generated input:
   side; it does not use ``tickbook._rules``, ``_decimal`` or ``_analytics``), so a
   misunderstanding shared by both books still shows. After EVERY step: the same return value
   or exception class, state, reason, IDs, counters, buffer, floors, scales, full depth as
-  ticks and checksum, and ``_check()`` passes. ``test_c_and_py_agree`` also runs the two
-  implementations side by side and compares every query, floats included.
+  ticks and checksum, and ``_check()`` passes. ``test_core_and_reference_agree`` also runs
+  the two implementations side by side and compares every query, floats included; its
+  ``_on_corners`` twin feeds input the docs leave open and compares the two books only.
 * ``clean_streams``: an exchange simulated with a true book; its events, a snapshot of a
   past state, and the check that the local book equals the exchange's book after every
   event and that ``BBO_CHANGED`` is set exactly when the true top of book changed.
@@ -662,12 +663,27 @@ def test_futures_matches_model(book_cls: type, scenario: Scenario) -> None:
 @example(scenario=GAP_DURING_REPLAY)
 @example(scenario=INFERRED_SCALES)
 @example(scenario=FUTURES_CORNERS)
-def test_c_and_py_agree(both_book_classes: tuple[type, type], scenario: Scenario) -> None:
+def test_core_and_reference_agree(both_book_classes: tuple[type, type], scenario: Scenario) -> None:
     run(scenario, list(both_book_classes))
 
 
+# Shrunk failure (soak run): with inferred scales, a buffered event whose asks are broken JSON
+# but whose bids are fine. The C core counted the bids' decimals (scales 1/2), the reference
+# ignored the whole event (8/8). docs/book.md does not say which; the two must agree.
+BROKEN_SIDE_IN_BUFFER = Scenario(
+    "usdm", False, 0, 1000,
+    [
+        ("diff", 12, 13, 11, (("100.5", "1.25"),), (("1", "1"),), "bytes", "broken", False),
+        ("snap", 12, (), (), None, "bytes"),
+    ],
+)  # fmt: skip
+
+
 @given(scenario=st.one_of(scenarios("spot", corners=True), scenarios("futures", corners=True)))
-def test_c_and_py_agree_on_corners(both_book_classes: tuple[type, type], scenario: Scenario) -> None:
+@example(scenario=BROKEN_SIDE_IN_BUFFER)
+def test_core_and_reference_agree_on_corners(
+    both_book_classes: tuple[type, type], scenario: Scenario
+) -> None:
     run_pair(scenario, both_book_classes)
 
 

@@ -295,32 +295,32 @@ cdef inline Py_ssize_t skip_ws(const char* p, Py_ssize_t i, Py_ssize_t n) noexce
     return i
 
 
-def _texts_of(levels):
-    """The price and quantity texts of a side, best effort (scale inference only)."""
-    if isinstance(levels, msgspec.Raw):
-        levels = bytes(memoryview(levels))
-    if isinstance(levels, (bytes, bytearray, memoryview, str)):
+def _side_texts(levels):
+    """The (price, qty) texts of a well-formed side, or None when its shape is wrong."""
+    if isinstance(levels, (bytes, str)) or PyObject_CheckBuffer(levels):
         try:
-            levels = msgspec.json.decode(levels)
+            return _LEVELS_DECODER.decode(levels if isinstance(levels, (bytes, str))
+                                          else bytes(memoryview(levels)))
         except msgspec.DecodeError:
-            return
-    if not isinstance(levels, (list, tuple)):
-        return
+            return None
+    if not isinstance(levels, (list, tuple)) and not isinstance(levels, Sequence):
+        return None
     for pair in levels:
-        if isinstance(pair, (list, tuple)) and len(pair) == 2:
-            yield pair[0], pair[1]
+        if (isinstance(pair, _TEXT_TYPES) or not isinstance(pair, (list, tuple, Sequence))
+                or len(pair) != 2 or not isinstance(pair[0], _TEXT_TYPES)
+                or not isinstance(pair[1], _TEXT_TYPES)):
+            return None
+    return levels
 
 
-cdef int _max_decimals(object levels, int* price_dec, int* qty_dec) except -1:
+cdef int _max_decimals(object pairs, int* price_dec, int* qty_dec) except -1:
     """Widen the running maxima by the decimals written in one side; return its pair count."""
-    cdef int pairs = 0
-    for price, qty in _texts_of(levels):
-        pairs += 1
-        if isinstance(price, (str, bytes)):
-            price_dec[0] = max(price_dec[0], _decimal.decimals_of(price))
-        if isinstance(qty, (str, bytes)):
-            qty_dec[0] = max(qty_dec[0], _decimal.decimals_of(qty))
-    return pairs
+    cdef int count = 0
+    for price, qty in pairs:
+        count += 1
+        price_dec[0] = max(price_dec[0], _decimal.decimals_of(price))
+        qty_dec[0] = max(qty_dec[0], _decimal.decimals_of(qty))
+    return count
 
 
 # ---------------------------------------------------------------- one side
@@ -998,11 +998,18 @@ cdef class OrderBook:
             self._n_stale_snapshots += 1
             return _SNAPSHOT_RESULTS[SNAPSHOT_STALE]
         if old_pscale < 0 or old_qscale < 0:
+            # Only well-formed sides count: a snapshot side that is not raises below, and a
+            # buffered event with an unreadable side can never be applied.
             for side in (bids, asks):
-                pairs += _max_decimals(side, &price_dec, &qty_dec)
+                texts = _side_texts(side)
+                if texts is not None:
+                    pairs += _max_decimals(texts, &price_dec, &qty_dec)
             for event in self._buffer:
-                pairs += _max_decimals(event[3], &price_dec, &qty_dec)
-                pairs += _max_decimals(event[4], &price_dec, &qty_dec)
+                event_bids = _side_texts(event[3])
+                event_asks = _side_texts(event[4])
+                if event_bids is not None and event_asks is not None:
+                    pairs += _max_decimals(event_bids, &price_dec, &qty_dec)
+                    pairs += _max_decimals(event_asks, &price_dec, &qty_dec)
             if pairs == 0:
                 price_dec = qty_dec = 8      # nothing to infer from: an empty book
             if old_pscale < 0:
