@@ -7,7 +7,7 @@ VPY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 BENCH_ARGS ?= --benchmark-only --benchmark-disable-gc --benchmark-warmup=on \
 	--benchmark-sort=name --benchmark-columns=min,median,mean,iqr,ops,rounds
-DEMO_ARGS ?= --show-bbo data/real/hftbacktest/spot/btcusdt_20240808.gz \
+DEMO_ARGS ?= --show-bbo --check-bookticker data/real/hftbacktest/spot/btcusdt_20240808.gz \
 	data/real/hftbacktest/spot/btcusdt_20240809.gz
 # NO_TESTS_OK=1: pytest's "no tests collected" (exit 5) is not an error (used by .ci/run).
 NO_TESTS_OK ?=
