@@ -1,6 +1,10 @@
 """The datasets and the competing pipelines the benchmarks time.
 
-Every pipeline does the same work on the same data, so the times compare:
+Every pipeline does the same work on the same data, so the times compare. Each competitor's
+loop is written out in full, the way its users would write it, even where two loops differ
+only in the decoder: a shared helper would add a call per message to the competitors and
+distort the comparison.
+
 
 * start from the same REST snapshot (loaded in an untimed setup, each pipeline with its own
   decoder and book);
