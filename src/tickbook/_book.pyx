@@ -411,14 +411,20 @@ cdef inline Py_ssize_t count_le(const int64_t* a, Py_ssize_t n, int64_t key) noe
     return (base - a) + (base[0] <= key)
 
 
-cdef inline Py_ssize_t side_find_block(const Side* s, int64_t key) noexcept nogil:
+cdef inline Py_ssize_t side_find_block(const Side* s, int64_t key, Py_ssize_t hint) noexcept nogil:
     """Index of the last block whose first key is <= key (0 if key precedes all).
 
-    The touch's block is checked first, then a few blocks back from it (a
-    block holds up to 64 levels), and only then the branch-free search.
+    ``hint`` is where the search starts: the touch's block, or the block of the
+    previous level of the same event (the exchange lists an event's levels
+    best first, so the next one is in that block or a few before it). Then a
+    few blocks back from there (a block holds up to 64 levels), and only then
+    the branch-free search.
     """
     cdef Py_ssize_t hi = s.nblocks - 1
-    cdef Py_ssize_t stop = hi - 3 if hi > 3 else 0
+    cdef Py_ssize_t stop
+    if hint < hi and s.firsts[hint + 1] > key:
+        hi = hint                       # key precedes the block after the hint
+    stop = hi - 3 if hi > 3 else 0
     while hi > stop and s.firsts[hi] > key:
         hi -= 1
     if hi == 0 or s.firsts[hi] <= key:
@@ -444,7 +450,7 @@ cdef int64_t side_get(const Side* s, int64_t key) noexcept nogil:
     cdef int32_t i
     if s.nblocks == 0:
         return 0
-    b = s.blocks[side_find_block(s, key)]
+    b = s.blocks[side_find_block(s, key, s.nblocks - 1)]
     i = block_lower_bound(b, key)
     if i < b.n and b.keys[i] == key:
         return b.qtys[i]
@@ -469,8 +475,12 @@ cdef void side_merge(Side* s, Py_ssize_t bi) noexcept:
         side_remove_block(s, bi)
 
 
-cdef int64_t side_set(Side* s, int64_t key, int64_t qty) except -1:
-    """Set the level at key to qty (0 deletes); return the previous quantity (0: none)."""
+cdef int64_t side_set(Side* s, int64_t key, int64_t qty, Py_ssize_t* hint=NULL) except -1:
+    """Set the level at key to qty (0 deletes); return the previous quantity (0: none).
+
+    ``hint`` (optional, in/out): the block to start the search from; set to the
+    block the key landed in, for the next level of the same event.
+    """
     cdef Py_ssize_t bi
     cdef Block* b
     cdef Block* upper
@@ -487,7 +497,9 @@ cdef int64_t side_set(Side* s, int64_t key, int64_t qty) except -1:
         side_insert_block(s, 0, b)
         s.count = 1
         return 0
-    bi = side_find_block(s, key)
+    bi = side_find_block(s, key, hint[0] if hint != NULL and hint[0] < s.nblocks else s.nblocks - 1)
+    if hint != NULL:
+        hint[0] = bi
     b = s.blocks[bi]
     i = block_lower_bound(b, key)
     if i < b.n and b.keys[i] == key:
@@ -1201,12 +1213,14 @@ cdef class OrderBook:
         cdef bint has_bid, has_ask
         side_best(&self._bids, &bk0, &bq0)
         side_best(&self._asks, &ak0, &aq0)
+        cdef Py_ssize_t hint = self._bids.nblocks - 1
         try:
             while j < nb:
-                self._old[j] = side_set(&self._bids, self._px[j], self._qty[j])
+                self._old[j] = side_set(&self._bids, self._px[j], self._qty[j], &hint)
                 j += 1
+            hint = self._asks.nblocks - 1
             while j < total:
-                self._old[j] = side_set(&self._asks, -self._px[j], self._qty[j])
+                self._old[j] = side_set(&self._asks, -self._px[j], self._qty[j], &hint)
                 j += 1
         except MemoryError:
             self._undo(nb, j)
