@@ -422,7 +422,7 @@ cdef inline Py_ssize_t side_find_block(const Side* s, int64_t key, Py_ssize_t hi
     """
     cdef Py_ssize_t hi = s.nblocks - 1
     cdef Py_ssize_t stop
-    if hint < hi and s.firsts[hint + 1] > key:
+    if 0 <= hint < hi and s.firsts[hint + 1] > key:
         hi = hint                       # key precedes the block after the hint
     stop = hi - 3 if hi > 3 else 0
     while hi > stop and s.firsts[hi] > key:
@@ -497,7 +497,7 @@ cdef int64_t side_set(Side* s, int64_t key, int64_t qty, Py_ssize_t* hint=NULL) 
         side_insert_block(s, 0, b)
         s.count = 1
         return 0
-    bi = side_find_block(s, key, hint[0] if hint != NULL and hint[0] < s.nblocks else s.nblocks - 1)
+    bi = side_find_block(s, key, hint[0] if hint != NULL and 0 <= hint[0] < s.nblocks else s.nblocks - 1)
     if hint != NULL:
         hint[0] = bi
     b = s.blocks[bi]
