@@ -8,9 +8,10 @@ Storage. Each side is a sorted sequence of levels cut into blocks of at most
 price for asks. Ascending keys put the best level of either side last, so:
 
 - best bid/ask: the last key of the last block, O(1);
-- find a price: check the last block first (real updates cluster at the
-  touch), else binary search over the blocks' first keys, then within the
-  block: O(log n) comparisons;
+- find a price: start at the touch's block, or at the block of the event's
+  previous level (an event lists its levels best first), walk back a few
+  blocks, else binary search over the blocks' first keys; then within the
+  block: O(log n) comparisons, branch-free;
 - insert or delete: move at most 63 pairs inside one block, plus a split
   (insert into a full block) or a free/merge (emptied or sparse block) that
   moves n/64 block pointers: O(log n + B).
