@@ -1,0 +1,1 @@
+"""A local Binance-compatible exchange on loopback: see docs/sim.md."""
