@@ -1,0 +1,487 @@
+"""Fault injection for the local exchange: the ``--faults`` spec, scenario files and the fault log.
+
+A client is only as good as its handling of a feed that breaks, so the
+exchange breaks on demand, at an exact message, and records every fault it
+injected: a test can then assert that the client noticed each one.
+
+Spec (``--faults``), comma-separated tokens, each optionally scoped to one
+symbol as ``SYMBOL:token`` (``BTCUSDT:drop@500``):
+
+=========================  ======================================================================
+``drop@N``                 do not send the N-th depth event (a gap)
+``dup@N``                  send it twice
+``reorder@N``              hold it and send it right after the next depth event of the symbol
+``delay@N:SECONDS``        send it SECONDS late; the events after it go on time (it arrives late)
+``stall@N:SECONDS``        before it, send nothing at all on the connection for SECONDS (open, silent)
+``close@N``                send it, then close the connection cleanly (close frame)
+``disconnect@N``           reset the connection abruptly instead of sending it
+``malformed@N``            send malformed bytes instead of it (the event itself is lost)
+``unknown@N``              send an event of an unknown type right before it
+``stale-snapshot[@N]``     answer the N-th depth snapshot request (default the first) with a snapshot
+                           older than the stream
+``slow-snapshot[@N]:SEC``  answer the N-th snapshot request (default the first) SEC seconds late
+``http@N:STATUS``          answer the N-th REST request with STATUS and the exchange's error body
+``skew:MILLISECONDS``      the exchange clock (``time``, ``serverTime``) is off by this much (+/-)
+=========================  ======================================================================
+
+``N`` counts from 1: the N-th depth event *of each symbol* (or of the scoped
+symbol only), the N-th snapshot request of each symbol, the N-th REST request
+of the server. Options may follow as ``:every=K`` (fire again every K
+messages after N) and ``:count=C`` (fire on C consecutive messages: N, N+1,
+..., N+C-1; ``drop@500:count=10`` is a gap of ten events,
+``http@1:503:count=3`` fails the first three requests).
+
+A scenario file holds the same faults, longer sequences being easier to
+write there: JSON (``{"faults": [...]}`` or a bare list) or TOML
+(``faults = [...]`` and/or ``[[fault]]`` tables); each item is a spec token
+string or a table ``{kind, at, symbol, seconds, status, ms, every, count}``.
+
+The servers consult a ``FaultPlan``: ``on_depth_event`` once per depth event
+of a symbol (its actions apply to every connection that carries the
+symbol's depth stream), ``on_snapshot`` per depth snapshot request,
+``on_rest_request`` per REST request, ``clock_skew_ms`` when they read the
+clock. Every fault that fires is appended to ``FaultPlan.log``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = [
+    "DEPTH_KINDS",
+    "KINDS",
+    "Action",
+    "Fault",
+    "FaultPlan",
+    "SnapshotAction",
+    "http_error_body",
+    "load_scenario",
+    "malformed_payload",
+    "parse_faults",
+    "unknown_event",
+]
+
+# Faults on the N-th depth event of a symbol, in the order their actions are listed.
+DEPTH_KINDS: Final = (
+    "drop",
+    "dup",
+    "reorder",
+    "delay",
+    "stall",
+    "close",
+    "disconnect",
+    "malformed",
+    "unknown",
+)
+SNAPSHOT_KINDS: Final = ("stale-snapshot", "slow-snapshot")
+KINDS: Final = (*DEPTH_KINDS, *SNAPSHOT_KINDS, "http", "skew")
+
+_SECONDS_KINDS: Final = ("delay", "stall", "slow-snapshot")  # take a duration in seconds
+_SYMBOL: Final = re.compile(r"^[A-Za-z0-9_]{1,32}$")
+_HEAD: Final = re.compile(r"^([a-z-]+)(?:@(.*))?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One scheduled fault (a parsed spec token or scenario item)."""
+
+    kind: str  # one of KINDS
+    at: int | None = None  # message number N (1-based); None for skew
+    symbol: str | None = None  # scope: only this symbol (upper case); None: every symbol
+    seconds: float | None = None  # delay, stall, slow-snapshot
+    status: int | None = None  # http
+    ms: int | None = None  # skew
+    every: int | None = None  # fire again every K messages after ``at``
+    count: int = 1  # fire on this many consecutive messages
+
+    def fires_at(self, n: int) -> bool:
+        """Whether this fault fires on message number ``n``."""
+        at = self.at
+        if at is None or n < at:
+            return False
+        offset = n - at
+        if self.every is not None:
+            offset %= self.every
+        return offset < self.count
+
+    def token(self) -> str:
+        """The spec token for this fault (``parse_faults(f.token()) == [f]``)."""
+        text = self.kind
+        if self.at is not None:
+            text += f"@{self.at}"
+        if self.seconds is not None:
+            text += f":{self.seconds:g}"
+        if self.status is not None:
+            text += f":{self.status}"
+        if self.ms is not None:
+            text += f":{self.ms}"
+        if self.every is not None:
+            text += f":every={self.every}"
+        if self.count != 1:
+            text += f":count={self.count}"
+        return f"{self.symbol}:{text}" if self.symbol else text
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """What a server must do with one depth event (``FaultPlan.on_depth_event``).
+
+    ``kind`` is a fault kind of ``DEPTH_KINDS``; ``seconds`` the delay or stall
+    length; ``data`` the bytes to send instead of the event (``malformed``) or
+    before it (``unknown``). ``fault`` is the scheduled fault that fired.
+    """
+
+    kind: str
+    seconds: float = 0.0
+    data: bytes = b""
+    fault: Fault | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotAction:
+    """How to answer one depth snapshot request: ``stale`` body, answered ``delay`` seconds late."""
+
+    stale: bool = False
+    delay: float = 0.0
+
+    def __bool__(self) -> bool:
+        return self.stale or self.delay > 0
+
+
+_NO_SNAPSHOT_FAULT: Final = SnapshotAction()
+
+
+def malformed_payload(payload: bytes) -> bytes:
+    """``payload`` cut in the middle: JSON that no parser accepts, the way a torn frame looks."""
+    return payload[: max(1, len(payload) // 2)]
+
+
+def unknown_event(symbol: str, time_ms: int) -> bytes:
+    """An event of a type no client knows, on the symbol's stream: a client must skip it."""
+    return f'{{"e":"simUnknownEvent","E":{time_ms},"s":"{symbol}"}}'.encode()
+
+
+# Error bodies the exchange sends with these statuses (binance-spec §5.2, §10; 5xx: the body of an
+# internal error, the status is what the client must react to).
+_TIMEOUT: Final = (
+    "Timeout waiting for response from backend server. Send status unknown; execution status unknown."
+)
+_ERROR_BODIES: Final = {
+    400: (-1100, "Illegal characters found in a parameter."),
+    403: (-1002, "You are not authorized to execute this request."),
+    408: (-1007, _TIMEOUT),
+    418: (
+        -1003,
+        "Way too much request weight used; IP banned until {until}. "
+        "Please use the websocket for live updates to avoid bans.",
+    ),
+    429: (
+        -1003,
+        "Too much request weight used; current limit is 6000 request weight per 1 MINUTE. "
+        "Please use the websocket for live updates to avoid polling the API.",
+    ),
+    500: (-1000, "An unknown error occurred while processing the request."),
+    502: (-1001, "Internal error; unable to process your request. Please try again."),
+    503: (-1008, "Service Unavailable."),
+    504: (-1007, _TIMEOUT),
+}
+
+
+def http_error_body(status: int, *, now_ms: int | None = None) -> bytes:
+    """The JSON error body the exchange sends with ``status`` (``{"code":...,"msg":...}``)."""
+    code, msg = _ERROR_BODIES.get(status, (-1000, "An unknown error occurred while processing the request."))
+    if "{until}" in msg:
+        msg = msg.format(until=(now_ms if now_ms is not None else time.time_ns() // 1_000_000) + 120_000)
+    return json.dumps({"code": code, "msg": msg}, separators=(",", ":")).encode()
+
+
+# ------------------------------------------------------------------ parsing
+
+
+def _bad(token: str, why: str) -> ValueError:
+    return ValueError(f"bad fault {token!r}: {why}")
+
+
+def _int(token: str, text: str, what: str, *, minimum: int | None = None) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise _bad(token, f"{what} must be an integer, got {text!r}") from None
+    if minimum is not None and value < minimum:
+        raise _bad(token, f"{what} must be at least {minimum}, got {value}")
+    return value
+
+
+def _seconds(token: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise _bad(token, f"SECONDS must be a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):  # also rejects NaN
+        raise _bad(token, f"SECONDS must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def _parse_token(token: str) -> Fault:
+    parts = token.split(":")
+    symbol = None
+    head = parts[0]
+    match = _HEAD.match(head)
+    if match is None or match.group(1) not in KINDS:
+        if len(parts) > 1:  # SYMBOL:token
+            if not _SYMBOL.match(head):
+                raise _bad(token, f"{head!r} is neither a fault kind nor a symbol")
+            symbol = head.upper()
+            parts = parts[1:]
+            match = _HEAD.match(parts[0])
+        if match is None or match.group(1) not in KINDS:
+            raise _bad(token, f"unknown fault kind; expected one of {', '.join(KINDS)}")
+    kind, at_text = match.group(1), match.group(2)
+    options: dict[str, int] = {}
+    args: list[str] = []
+    for part in parts[1:]:
+        name, eq, value = part.partition("=")
+        if eq:
+            if name not in ("every", "count"):
+                raise _bad(token, f"unknown option {name!r} (options: every=K, count=C)")
+            if name in options:
+                raise _bad(token, f"option {name!r} given twice")
+            options[name] = _int(token, value, name, minimum=1)
+        else:
+            if options:
+                raise _bad(token, "options (every=, count=) must come last")
+            args.append(part)
+    at = _int(token, at_text, "N", minimum=1) if at_text is not None else None
+    seconds = status = ms = None
+    if kind in DEPTH_KINDS or kind == "http":
+        if at is None:
+            raise _bad(token, f"{kind} needs @N (the message number it applies to)")
+    elif at is None and kind in SNAPSHOT_KINDS:
+        at = 1  # the next snapshot answered
+    elif kind == "skew" and at is not None:
+        raise _bad(token, "skew takes no @N (it applies to the clock, not to a message)")
+    expected = 1 if kind in (*_SECONDS_KINDS, "http", "skew") else 0
+    if len(args) != expected:
+        what = {"http": "STATUS", "skew": "MILLISECONDS"}.get(kind, "SECONDS")
+        if expected:
+            raise _bad(token, f"{kind} needs exactly one :{what}")
+        raise _bad(token, f"{kind} takes no argument, got {':'.join(args)!r}")
+    if kind in _SECONDS_KINDS:
+        seconds = _seconds(token, args[0])
+    elif kind == "http":
+        status = _int(token, args[0], "STATUS")
+        if not 100 <= status <= 599:
+            raise _bad(token, f"STATUS must be an HTTP status (100-599), got {status}")
+    elif kind == "skew":
+        ms = _int(token, args[0], "MILLISECONDS")
+    if symbol is not None and kind in ("http", "skew"):
+        raise _bad(token, f"{kind} applies to the whole server and cannot be scoped to a symbol")
+    if kind == "skew" and options:
+        raise _bad(token, "skew takes no every=/count= options")
+    return Fault(kind, at, symbol, seconds, status, ms, options.get("every"), options.get("count", 1))
+
+
+def parse_faults(spec: str) -> list[Fault]:
+    """Parse a ``--faults`` spec; raises ``ValueError`` naming the offending token."""
+    faults = []
+    for raw in spec.split(","):
+        token = raw.strip()
+        if token:
+            faults.append(_parse_token(token))
+    return faults
+
+
+_ITEM_KEYS: Final = {"kind", "at", "symbol", "seconds", "status", "ms", "every", "count"}
+
+
+def _from_item(item: Any, where: str) -> Fault:
+    """One scenario item: a spec token string or a table; validated like a token."""
+    if isinstance(item, str):
+        return _parse_token(item.strip())
+    if not isinstance(item, Mapping):
+        raise ValueError(f"{where}: a fault must be a spec string or a table, got {item!r}")
+    unknown = set(item) - _ITEM_KEYS
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} in {dict(item)!r}")
+    kind = item.get("kind")
+    if not isinstance(kind, str):
+        raise ValueError(f"{where}: a fault table needs a string 'kind', got {dict(item)!r}")
+    token = kind
+    if item.get("at") is not None:
+        token += f"@{item['at']}"
+    for key in ("seconds", "status", "ms"):
+        if item.get(key) is not None:
+            token += f":{item[key]}"
+    for key in ("every", "count"):
+        if item.get(key) is not None:
+            token += f":{key}={item[key]}"
+    if item.get("symbol") is not None:
+        token = f"{item['symbol']}:{token}"
+    try:
+        return _parse_token(token)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+def load_scenario(path: str | os.PathLike[str]) -> list[Fault]:
+    """Faults of a scenario file: ``.toml`` as TOML, anything else as JSON (then TOML if that fails)."""
+    p = Path(path)
+    text = p.read_bytes()
+    data: Any
+    if p.suffix.lower() == ".toml":
+        data = tomllib.loads(text.decode())
+    else:
+        try:
+            data = json.loads(text)
+        except ValueError as json_error:
+            try:
+                data = tomllib.loads(text.decode())
+            except (ValueError, UnicodeDecodeError):
+                raise ValueError(f"{p}: neither JSON nor TOML ({json_error})") from None
+    items: list[Any]
+    if isinstance(data, list):
+        items = data
+    elif isinstance(data, dict):
+        unknown = set(data) - {"faults", "fault"}
+        if unknown:
+            raise ValueError(
+                f"{p}: unknown top-level key(s) {', '.join(sorted(unknown))} (use faults / fault)"
+            )
+        items = []
+        for key in ("faults", "fault"):
+            value = data.get(key, [])
+            if isinstance(value, str):
+                items.extend(value.split(","))
+            elif isinstance(value, list):
+                items.extend(value)
+            else:
+                raise ValueError(f"{p}: {key!r} must be a list, got {value!r}")
+    else:
+        raise ValueError(f"{p}: a scenario is a list of faults or a table with 'faults'")
+    return [_from_item(item, f"{p} fault {i}") for i, item in enumerate(items, 1) if item != ""]
+
+
+# ------------------------------------------------------------------ the plan
+
+
+class FaultPlan:
+    """The faults to inject and the log of those injected.
+
+    Decisions are pure functions of the message numbers the servers pass in
+    (plus, for snapshots, a per-symbol request counter kept here), so a run
+    with the same traffic injects the same faults at the same messages.
+    ``clock`` (wall time, seconds) only stamps the log.
+    """
+
+    def __init__(self, faults: Iterable[Fault] = (), *, clock: Callable[[], float] = time.time) -> None:
+        self.faults: list[Fault] = []
+        self.log: list[dict[str, Any]] = []
+        self._clock = clock
+        self._depth: list[Fault] = []
+        self._snapshot: list[Fault] = []
+        self._http: list[Fault] = []
+        self._skew = 0
+        self._skew_logged = False
+        self._snapshot_n: dict[str, int] = {}
+        self._depth_from = 0  # no depth fault fires below this message number
+        for fault in faults:
+            self.add(fault)
+
+    @classmethod
+    def from_spec(cls, spec: str, **options: Any) -> FaultPlan:
+        """A plan from a ``--faults`` spec string."""
+        return cls(parse_faults(spec), **options)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], **options: Any) -> FaultPlan:
+        """A plan from a scenario file (JSON or TOML)."""
+        return cls(load_scenario(path), **options)
+
+    def add(self, fault: Fault) -> None:
+        """Schedule one more fault (also while running: the next decisions see it)."""
+        self.faults.append(fault)
+        if fault.kind in DEPTH_KINDS:
+            self._depth.append(fault)
+            self._depth_from = min(f.at or 1 for f in self._depth)
+        elif fault.kind in SNAPSHOT_KINDS:
+            self._snapshot.append(fault)
+        elif fault.kind == "http":
+            self._http.append(fault)
+        elif fault.kind == "skew":
+            self._skew += fault.ms or 0
+            self._skew_logged = False
+
+    def __bool__(self) -> bool:
+        return bool(self.faults)
+
+    def _record(self, kind: str, symbol: str | None, at: int | None, **details: Any) -> None:
+        entry: dict[str, Any] = {"kind": kind, "symbol": symbol, "at": at, "time": self._clock()}
+        entry.update(details)
+        self.log.append(entry)
+
+    def on_depth_event(self, symbol: str, n: int) -> list[Action]:
+        """What to do with the ``n``-th depth event (1-based) of ``symbol``: [] means send it as is.
+
+        Call once per depth event of the symbol, before sending it; the actions
+        (in spec order) apply to every connection carrying its depth stream.
+        """
+        if n < self._depth_from:
+            return []
+        actions: list[Action] = []
+        for fault in self._depth:
+            if (fault.symbol is None or fault.symbol == symbol) and fault.fires_at(n):
+                kind = fault.kind
+                data = b""
+                if kind == "malformed":
+                    data = b'{"e":"depthUpdate","E":'  # a torn frame (or malformed_payload(payload))
+                elif kind == "unknown":
+                    data = unknown_event(symbol, 0)
+                seconds = fault.seconds or 0.0
+                actions.append(Action(kind, seconds, data, fault))
+                details = {"seconds": seconds} if kind in _SECONDS_KINDS else {}
+                self._record(kind, symbol, n, **details)
+        return actions
+
+    def on_snapshot(self, symbol: str) -> SnapshotAction:
+        """How to answer this depth snapshot request of ``symbol`` (counted here, 1-based per symbol)."""
+        n = self._snapshot_n.get(symbol, 0) + 1
+        self._snapshot_n[symbol] = n
+        stale = False
+        delay = 0.0
+        for fault in self._snapshot:
+            if (fault.symbol is None or fault.symbol == symbol) and fault.fires_at(n):
+                if fault.kind == "stale-snapshot":
+                    stale = True
+                    self._record("stale-snapshot", symbol, n)
+                else:
+                    delay += fault.seconds or 0.0
+                    self._record("slow-snapshot", symbol, n, seconds=fault.seconds or 0.0)
+        if not stale and delay == 0.0:
+            return _NO_SNAPSHOT_FAULT
+        return SnapshotAction(stale, delay)
+
+    def on_rest_request(self, n: int) -> int | None:
+        """The HTTP status to answer the ``n``-th REST request (1-based) with, or None to serve it.
+
+        Several faults on one request: the first in the spec wins.
+        """
+        for fault in self._http:
+            if fault.fires_at(n):
+                self._record("http", None, n, status=fault.status)
+                return fault.status
+        return None
+
+    def clock_skew_ms(self) -> int:
+        """Milliseconds to add to the exchange clock (``time``, ``serverTime``); logged once."""
+        if self._skew and not self._skew_logged:
+            self._skew_logged = True
+            self._record("skew", None, None, ms=self._skew)
+        return self._skew
