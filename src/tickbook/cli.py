@@ -1,9 +1,13 @@
-"""The ``tickbook`` command line: ``tickbook replay ...`` (more subcommands: sim, watch, record, bench).
+"""The ``tickbook`` command line: ``tickbook replay ...``, ``tickbook sim ...`` (more: watch, record, bench).
 
 Exit status: 0 success; 1 ``--strict`` and something went wrong (a gap, a
 crossed book, a bookTicker mismatch, an error, a book not in sync at the end);
 2 bad arguments or unreadable input (a one-line message, no traceback);
 130 interrupted (the summary so far is printed first).
+
+``tickbook sim`` serves until SIGINT/SIGTERM (or the end of the recording with
+``--exit-after-replay``) and then exits 0; 1 if its pacing loop failed; 2 bad
+arguments, unreadable or unservable recordings, a port that cannot be bound.
 """
 
 from __future__ import annotations
@@ -104,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: tickbook.OrderBook, here {tickbook.IMPLEMENTATION!r})",
     )
     replay.set_defaults(handler=_cmd_replay)
+    _add_sim_parser(commands)
     return parser
 
 
@@ -332,3 +337,228 @@ def _print_summary(s: dict[str, Any], out: TextIO) -> None:
             + (", no bookTicker mismatch" if s["check_bookticker"] else "")
             + "\n"
         )
+
+
+# ---------------------------------------------------------------------- sim
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {value}")
+    return value
+
+
+def _add_sim_parser(commands: Any) -> None:
+    sim = commands.add_parser(
+        "sim",
+        help="run a local Binance-compatible exchange (REST + WebSocket) on 127.0.0.1",
+        description=(
+            "Serve a recording (--replay) or a seeded random-walk market (--generate) on loopback "
+            "with Binance's REST paths and WebSocket streams, its limits, signatures and errors, and "
+            "faults on demand. The first line on stdout is one JSON object: "
+            '{"rest": URL, "ws": URL, "market": ..., "symbols": [...]}. Stops on SIGINT/SIGTERM, or '
+            "by itself after the recording with --exit-after-replay."
+        ),
+    )
+    what = sim.add_mutually_exclusive_group(required=True)
+    what.add_argument("--replay", nargs="+", metavar="FILE", help="recording files, in order")
+    what.add_argument("--generate", nargs="+", metavar="SYMBOL", help="generate a market for these symbols")
+    sim.add_argument(
+        "--snapshot",
+        action="append",
+        default=[],
+        metavar="[SYMBOL=]FILE",
+        help="a REST depth snapshot in its own file, for a recording without inline ones (repeatable)",
+    )
+    sim.add_argument(
+        "--market",
+        choices=[m.value for m in Market],
+        help="market to serve (default: inferred from a recording; spot for --generate)",
+    )
+    pace = sim.add_mutually_exclusive_group()
+    pace.add_argument(
+        "--speed",
+        type=_positive_float,
+        default=1.0,
+        metavar="X",
+        help="X times the recorded pace (default 1)",
+    )
+    pace.add_argument("--max-speed", action="store_true", help="as fast as the clients read")
+    sim.add_argument("--port", type=_port, default=0, metavar="N", help="REST port (default 0: a free one)")
+    sim.add_argument(
+        "--ws-port", type=_port, default=0, metavar="N", help="WebSocket port (default 0: a free one)"
+    )
+    sim.add_argument(
+        "--faults",
+        metavar="SPEC",
+        help="faults to inject, comma-separated: drop@N, dup@N, reorder@N, delay@N:S, stall@N:S, "
+        "close@N, disconnect@N, malformed@N, unknown@N, stale-snapshot[@N], slow-snapshot[@N]:S, "
+        "http@N:STATUS, skew:MS",
+    )
+    sim.add_argument("--scenario", metavar="FILE", help="a scenario file of faults (JSON or TOML)")
+    sim.add_argument(
+        "--lifetime",
+        type=_positive_float,
+        metavar="S",
+        help="maximum WebSocket connection lifetime in seconds",
+    )
+    sim.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="API_KEY:SECRET|API_KEY:@PEMFILE",
+        help="an API key the signed endpoints accept: an HMAC secret, or a file with an RSA or Ed25519 "
+        "public key (PEM); repeatable",
+    )
+    sim.add_argument(
+        "--weight-limit",
+        type=_positive_int,
+        metavar="N",
+        help="REQUEST_WEIGHT per minute to enforce (default: the market's documented limit)",
+    )
+    sim.add_argument("--seed", type=int, default=0, help="random seed of --generate (default 0)")
+    sim.add_argument(
+        "--events", type=_positive_int, metavar="N", help="with --generate: stop after N depth events in all"
+    )
+    sim.add_argument(
+        "--wait-for-client",
+        action="store_true",
+        help="hold the replay until the first client request or WebSocket connection",
+    )
+    sim.add_argument(
+        "--exit-after-replay",
+        action="store_true",
+        help="exit (status 0) once the recording (or --events) is fully served",
+    )
+    sim.set_defaults(handler=_cmd_sim)
+
+
+def _sim_source(args: argparse.Namespace) -> Any:
+    """The market source the arguments ask for; bad input becomes a ``UsageError``."""
+    from tickbook.sim.market import GeneratedMarket, MarketError, RecordedMarket
+
+    if args.generate:
+        if args.snapshot:
+            raise UsageError("--snapshot goes with --replay, not --generate")
+        try:
+            return GeneratedMarket(
+                args.generate, args.market or Market.SPOT, args.seed, max_events=args.events
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    if args.events is not None:
+        raise UsageError("--events goes with --generate")
+    for path in args.replay:
+        _check_readable(path)
+    snapshots: list[SnapshotFile] = []
+    for text in args.snapshot:
+        symbol, path = parse_snapshot_arg(text)
+        _check_readable(path)
+        try:
+            snapshots.append(SnapshotFile.load(path, symbol))
+        except RecordingError as exc:
+            raise UsageError(str(exc)) from None
+    try:
+        return RecordedMarket.from_files(args.replay, args.market, snapshots)
+    except (MarketError, RecordingError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _sim_exchange(args: argparse.Namespace, source: Any) -> Any:
+    from tickbook.signing import KeyLoadError, KeyRegistry
+    from tickbook.sim.exchange import Exchange
+    from tickbook.sim.faults import Fault, FaultPlan, load_scenario, parse_faults
+
+    faults: list[Fault] = []
+    try:
+        if args.faults:
+            faults.extend(parse_faults(args.faults))
+        if args.scenario:
+            _check_readable(args.scenario)
+            faults.extend(load_scenario(args.scenario))
+    except (ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    exchange: Exchange
+    registry = KeyRegistry()
+    for spec in args.key:
+        try:
+            registry.register(spec)
+        except KeyLoadError as exc:
+            raise UsageError(f"--key {spec.partition(':')[0]}:...: {exc}") from None
+    exchange = Exchange(
+        source,
+        faults=FaultPlan(faults) if faults else None,
+        keys=registry,
+        speed=None if args.max_speed else args.speed,
+        lifetime=args.lifetime,
+        rest_port=args.port,
+        ws_port=args.ws_port,
+        weight_limit=args.weight_limit,
+        wait_for_client=args.wait_for_client,
+    )
+    registry.clock = lambda: exchange.now_ms() * 1000  # the exchange clock, skew included
+    return exchange
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    source = _sim_source(args)
+    exchange = _sim_exchange(args, source)
+    import asyncio
+    import signal
+
+    from tickbook.sim.exchange import new_event_loop
+
+    async def serve() -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await exchange.start()
+        except OSError as exc:
+            raise UsageError(f"cannot listen on 127.0.0.1: {exc.strerror or exc}") from None
+        try:
+            first = {
+                "rest": exchange.rest_url,
+                "ws": exchange.ws_url,
+                "market": exchange.market.value,
+                "symbols": exchange.symbols,
+            }
+            sys.stdout.write(json.dumps(first) + "\n")
+            sys.stdout.flush()
+            waits = [asyncio.ensure_future(stop.wait())]
+            if args.exit_after_replay:
+                waits.append(asyncio.ensure_future(exchange.finished.wait()))
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+        finally:
+            await exchange.stop()
+        summary = {
+            "stopped": "signal" if stop.is_set() else "replay finished",
+            "steps": exchange.steps,
+            "events": exchange.events,
+            "faults": len(exchange.fault_log),
+            "violations": exchange.violations,
+        }
+        print(f"tickbook sim: {json.dumps(summary)}", file=sys.stderr)
+        return EXIT_FAILED if exchange.error is not None else EXIT_OK
+
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(serve())

@@ -1,0 +1,556 @@
+"""``Exchange``: the local Binance-compatible exchange, composed and paced.
+
+One ``Exchange`` serves one market source (a recording or a generated market) on loopback:
+the REST API (``tickbook.sim.rest``, aiohttp) and the market streams (``tickbook.sim.ws``,
+picows), both on 127.0.0.1, plus the pacing loop that advances the source and publishes its
+events. Everything runs on one event loop, so the truth a REST request reads is exactly the
+book after the last event published: no locks, and a snapshot is always consistent with the
+stream.
+
+Pacing. ``speed=1.0`` replays at the recorded pace (event time ``E``), ``speed=X`` X times
+faster, ``speed=None`` as fast as possible. In every mode the loop publishes a batch of
+steps, flushes the hub once (one write per connection for the whole batch: per-message sends
+would make the server the bottleneck of any feed benchmark), and then yields to the loop so
+REST requests and WebSocket control messages are served between batches. When a client reads
+slower than the exchange publishes, the hub reports congestion and the loop waits for it to
+drain: a replay at maximum speed is "as fast as the client reads", never a memory blow-up.
+
+Depth events are published under every diff-depth stream name of the market (``@depth``,
+``@depth@100ms``, ...), because a subscriber names a speed and the hub matches names
+exactly; the recorded cadence is served whatever speed is asked for (a recording of
+``@100ms`` events cannot be re-timed into ``@1000ms`` ones without rewriting them). The same
+goes for partial depth (``@depth20@100ms``...). Derived streams (bookTicker, depthN) are
+built by the source only while someone is subscribed to them (``set_derived``).
+
+Faults (``tickbook.sim.faults.FaultPlan``) are asked once per depth event *of a symbol* and the
+answer is applied by the hub to every connection carrying any of its depth streams; REST
+faults are applied by the REST app. Every injected fault lands in ``fault_log``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Final
+
+from aiohttp import web
+
+from tickbook import OrderBook
+from tickbook._types import Market
+from tickbook.limits import MarketLimits, RateGuard, RateLimit, RateLimitType, default_limits
+from tickbook.signing import KeyRegistry, SigningKey
+from tickbook.sim.faults import Action, FaultPlan
+from tickbook.sim.market import DerivedStreams, Event, MarketSource
+from tickbook.sim.rest import DEFAULT_BALANCES, build_app, truth_summary
+from tickbook.sim.ws import StreamHub, WsRules, WsServer
+
+__all__ = ["Exchange", "KeySpec", "new_event_loop"]
+
+log = logging.getLogger(__name__)
+
+KeySpec = str | SigningKey  # "API_KEY:SECRET", "API_KEY:@PEMFILE", or a client key object
+
+# Stream-name speed suffixes the market serves for diff depth and partial depth (binance-spec
+# §1.1, §2.1; the same sets ``tickbook.sim.ws`` validates subscriptions against).
+_DEPTH_SPEEDS: Final = {
+    Market.SPOT: ("", "@100ms", "@1000ms"),
+    Market.USDM: ("", "@100ms", "@250ms", "@500ms"),
+    Market.COINM: ("", "@100ms", "@250ms", "@500ms"),
+}
+_PARTIAL: Final = ("depth5", "depth10", "depth20")
+
+# Maximum-speed batches: this many steps, or this much wall time, between two yields to the
+# loop. Large enough that the per-batch overhead (flush, yield) vanishes, small enough that a
+# REST request waits at most a couple of milliseconds.
+_BATCH_STEPS: Final = 512
+_BATCH_SECONDS: Final = 0.002
+# Recorded-pace catch-up: at most this many due steps per batch before yielding.
+_PACED_BATCH: Final = 4096
+_TRADES_KEPT: Final = 1000  # recent trades per symbol, for GET trades (its maximum limit)
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A uvloop loop (a dependency on POSIX: picows and the exchange are tuned for it), or
+    the default loop where uvloop is not installed."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+class _DepthFaults:
+    """The hub's fault hook, answering with the plan's decision for the event being published.
+
+    The hub asks once per *stream* (``@depth`` and ``@depth@100ms`` count separately), the plan
+    wants to be asked once per depth event *of a symbol* (its ``N`` and its log). The exchange
+    asks the plan itself and parks the answer here while it publishes that event's names.
+    """
+
+    __slots__ = ("actions", "symbol")
+
+    def __init__(self) -> None:
+        self.symbol = ""
+        self.actions: Sequence[Action] = ()
+
+    def on_depth_event(self, symbol: str, n: int) -> Sequence[Action]:
+        return self.actions if symbol == self.symbol else ()
+
+
+class Exchange:
+    """A local exchange serving ``source`` on 127.0.0.1.
+
+    Parameters:
+
+    * ``faults``: a ``FaultPlan`` or a ``--faults`` spec string;
+    * ``keys``: API keys signed endpoints accept, as ``"API_KEY:SECRET"`` (HMAC),
+      ``"API_KEY:@FILE"`` (RSA/Ed25519 public key PEM) or client key objects
+      (``tickbook.signing.HmacKey``/``RsaKey``/``Ed25519Key``: their public half is registered);
+    * ``speed``: 1.0 recorded pace, X times faster, None as fast as possible;
+    * ``lifetime``: maximum WebSocket connection lifetime in seconds (default the market's);
+    * ``ws_rules``: a ``WsRules`` (or overrides for ``WsRules.for_market``);
+    * ``rest_port``/``ws_port``: 0 picks free ports;
+    * ``weight_limit``: the REQUEST_WEIGHT per minute to enforce instead of the documented one;
+      ``ban_tolerance``/``ban_base_ms``: requests tolerated while throttled before a 418, and
+      the first ban's length (escalating from there);
+    * ``balances``: the simulated account of every key (asset -> amount text),
+      ``key_balances`` per key;
+    * ``clock_ms``: the server clock (epoch ms; default the wall clock); a fault plan's skew
+      is added to it;
+    * ``wait_for_client``: hold the replay until a client shows up (a REST request or a
+      WebSocket connection); ``hold``: hold it until ``resume()``;
+    * ``idle``: seconds to sleep between two batches (default 0: just yield to the loop).
+      When the exchange shares its process with a client (a test running it in a thread),
+      a short real sleep hands that thread the GIL: at full speed the exchange otherwise
+      takes it back at every loop turn and can starve the client (CPython's GIL favours
+      the thread that just released it for I/O).
+    """
+
+    def __init__(
+        self,
+        source: MarketSource,
+        *,
+        faults: FaultPlan | str | None = None,
+        keys: KeyRegistry | Iterable[KeySpec] = (),
+        speed: float | None = 1.0,
+        lifetime: float | None = None,
+        ws_rules: WsRules | Mapping[str, Any] | None = None,
+        rest_port: int = 0,
+        ws_port: int = 0,
+        host: str = "127.0.0.1",
+        weight_limit: int | None = None,
+        ban_tolerance: int = 2,
+        ban_base_ms: int | None = None,
+        balances: Mapping[str, str] | None = None,
+        key_balances: Mapping[str, Mapping[str, str]] | None = None,
+        clock_ms: Callable[[], int] | None = None,
+        wait_for_client: bool = False,
+        hold: bool = False,
+        idle: float = 0.0,
+    ) -> None:
+        if speed is not None and not speed > 0:
+            raise ValueError(f"speed must be positive (or None for maximum speed), got {speed}")
+        if weight_limit is not None and weight_limit < 1:
+            raise ValueError(f"weight_limit must be positive, got {weight_limit}")
+        self._source = source
+        self.market: Market = source.market
+        self.speed = speed
+        self.host = host
+        self._rest_port = rest_port
+        self._ws_port = ws_port
+        self.plan: FaultPlan | None = FaultPlan.from_spec(faults) if isinstance(faults, str) else faults
+        self._clock = clock_ms if clock_ms is not None else _wall_ms
+        self._keys = keys if isinstance(keys, KeyRegistry) else self._registry(keys)
+        self._guard = self._make_guard(weight_limit, ban_tolerance, ban_base_ms)
+        self.weight_limit = weight_limit
+        self._balances = dict(balances) if balances is not None else dict(DEFAULT_BALANCES)
+        self._key_balances = {k: dict(v) for k, v in (key_balances or {}).items()}
+        rules = (
+            ws_rules if isinstance(ws_rules, WsRules) else WsRules.for_market(self.market, **(ws_rules or {}))
+        )
+        if lifetime is not None:
+            rules = replace(
+                rules, lifetime=lifetime, shutdown_notice=min(rules.shutdown_notice, lifetime / 2)
+            )
+        self.ws_rules = rules
+        self._hook = _DepthFaults()
+        self.hub = StreamHub(self._hook if self.plan is not None else None, now_ms=self.now_ms)
+        self._ws: WsServer | None = None
+        self._runner: web.AppRunner | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._rest_violations: collections.Counter[str] = collections.Counter()
+        self._trades: dict[str, collections.deque[bytes]] = {}
+        self._depth_n: dict[str, int] = {}
+        self._names: dict[str, tuple[str, ...]] = {}
+        self._derived_candidates = self._derived_names()
+        self._derived_now: frozenset[str] = frozenset()
+        self._client_seen: asyncio.Event | None = None  # created on the loop in start()
+        self._running: asyncio.Event | None = None
+        self.wait_for_client = wait_for_client
+        self._hold = hold
+        self.idle = idle
+        self._pause_at: int | None = None
+        self.finished: asyncio.Event = asyncio.Event()
+        self.steps = 0  # source steps taken
+        self.events = 0  # events published (each counted once, whatever its stream names)
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.error: BaseException | None = None  # what ended the pacing loop, if not the source
+
+    # ------------------------------------------------------------------ construction helpers
+
+    def _registry(self, keys: Iterable[KeySpec]) -> KeyRegistry:
+        registry = KeyRegistry(clock=lambda: self.now_ms() * 1000)
+        for key in keys:
+            if isinstance(key, str):
+                registry.register(key)
+            else:
+                registry.add(key)
+        return registry
+
+    def _make_guard(self, weight_limit: int | None, tolerance: int, ban_base_ms: int | None) -> RateGuard:
+        limits = default_limits(self.market)
+        if weight_limit is not None:
+            kept = tuple(rl for rl in limits.rate_limits if rl.kind is not RateLimitType.REQUEST_WEIGHT)
+            weight = RateLimit(
+                RateLimitType.REQUEST_WEIGHT,
+                limits.of(RateLimitType.REQUEST_WEIGHT)[0].interval,
+                1,
+                weight_limit,
+            )
+            limits = MarketLimits(self.market, (weight, *kept))
+        options: dict[str, Any] = {"tolerance": tolerance, "clock": self.now_ms}
+        if ban_base_ms is not None:
+            options["ban_base_ms"] = ban_base_ms
+        return RateGuard(limits, **options)
+
+    def _derived_names(self) -> tuple[str, ...]:
+        """Every subscribable name of a derived stream of the served symbols."""
+        names: list[str] = []
+        for symbol in self._source.symbols:
+            lower = symbol.lower()
+            names.append(f"{lower}@bookTicker")
+            for kind in _PARTIAL:
+                names.extend(f"{lower}@{kind}{speed}" for speed in _DEPTH_SPEEDS[self.market])
+        return tuple(names)
+
+    def _stream_names(self, event: Event) -> tuple[str, ...]:
+        """The stream names an event is published under (speed variants for depth kinds)."""
+        stream = event.stream
+        names = self._names.get(stream)
+        if names is None:
+            kind = event.kind
+            if kind == "depth" or kind in _PARTIAL:
+                names = tuple(stream + speed for speed in _DEPTH_SPEEDS[self.market])
+            else:
+                names = (stream,)
+            self._names[stream] = names
+        return names
+
+    # ------------------------------------------------------------------ the context REST reads
+
+    @property
+    def source(self) -> MarketSource:
+        return self._source
+
+    @property
+    def keys(self) -> KeyRegistry:
+        return self._keys
+
+    @property
+    def guard(self) -> RateGuard:
+        return self._guard
+
+    @property
+    def faults(self) -> FaultPlan | None:
+        return self.plan
+
+    @property
+    def fault_log(self) -> list[dict[str, Any]]:
+        """Every fault injected so far (``kind``, ``symbol``, ``at``, ``time``, details)."""
+        return self.plan.log if self.plan is not None else []
+
+    @property
+    def violations(self) -> dict[str, dict[str, int]]:
+        """Breaches of the exchange's limits by clients: REST (429s, 418s) and WebSocket."""
+        return {"rest": dict(self._rest_violations), "ws": dict(self.hub.violations)}
+
+    def now_ms(self) -> int:
+        """The exchange's clock: ``clock_ms`` plus the fault plan's skew."""
+        skew = self.plan.clock_skew_ms() if self.plan is not None else 0
+        return self._clock() + skew
+
+    def count_violation(self, kind: str) -> None:
+        self._rest_violations[kind] += 1
+
+    def client_seen(self) -> None:
+        """A client made contact (the REST app calls this): releases ``wait_for_client``."""
+        if self._client_seen is not None:
+            self._client_seen.set()
+
+    def recent_trades(self, symbol: str) -> Sequence[bytes]:
+        return self._trades.get(symbol, ())
+
+    def balances(self, api_key: str) -> Mapping[str, str]:
+        return self._key_balances.get(api_key, self._balances)
+
+    def truth(self, symbol: str) -> OrderBook:
+        """The true book of ``symbol`` (live: read it on the exchange's loop)."""
+        return self._source.truth(symbol)
+
+    def truth_summary(self, symbol: str, limit: int = 20) -> dict[str, Any]:
+        """What ``GET /sim/truth`` answers: top levels as exact strings, ID, ``checksum(limit)``."""
+        return truth_summary(self._source, symbol, limit)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def rest_url(self) -> str:
+        if self._runner is None:
+            raise RuntimeError("Exchange not started")
+        return f"http://{self.host}:{self._rest_port}"
+
+    @property
+    def ws_url(self) -> str:
+        if self._ws is None:
+            raise RuntimeError("Exchange not started")
+        return self._ws.url
+
+    @property
+    def symbols(self) -> list[str]:
+        return list(self._source.symbols)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        """Bind both servers (free ports for 0) and start the pacing loop."""
+        if self._runner is not None:
+            raise RuntimeError("Exchange already started")
+        self._client_seen = asyncio.Event()
+        self._running = asyncio.Event()
+        if not self._hold:
+            self._running.set()
+        ws = WsServer(self.hub, self.market, self.ws_rules, host=self.host, port=self._ws_port)
+        await ws.start()
+        self._ws = ws
+        runner = web.AppRunner(build_app(self, rate_limit_override=self.weight_limit), access_log=None)
+        try:
+            await runner.setup()
+            site = web.TCPSite(runner, self.host, self._rest_port)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            await ws.stop()
+            self._ws = None
+            raise
+        self._runner = runner
+        self._rest_port = int(runner.addresses[0][1])
+        self._task = asyncio.get_running_loop().create_task(self._pace(), name="tickbook-sim-pacing")
+
+    async def stop(self) -> None:
+        """Stop the pacing loop, close every WebSocket (``serverShutdown`` first on spot) and
+        stop listening. Safe to call twice and from a cancelled task."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        ws, self._ws = self._ws, None
+        runner, self._runner = self._runner, None
+        try:
+            if ws is not None:
+                await ws.stop()
+        finally:
+            if runner is not None:
+                await runner.cleanup()
+
+    async def __aenter__(self) -> Exchange:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def pause(self, at_step: int | None = None) -> None:
+        """Stop stepping the source (the servers keep answering): after the current batch, or
+        right after step number ``at_step`` (so a test can stop the replay at an exact point,
+        whatever the speed)."""
+        if at_step is not None:
+            self._pause_at = at_step
+            return
+        if self._running is not None:
+            self._running.clear()
+        else:
+            self._hold = True
+
+    @property
+    def paused(self) -> bool:
+        """Whether the replay is held (by ``hold``, ``pause()`` or a reached ``at_step``)."""
+        return self._running is None or not self._running.is_set()
+
+    def resume(self) -> None:
+        """Go on stepping (also releases ``hold``)."""
+        self._hold = False
+        self._pause_at = None
+        if self._running is not None:
+            self._running.set()
+
+    async def wait_finished(self, timeout: float | None = None) -> bool:
+        """Wait for the replay to end; False on timeout."""
+        try:
+            await asyncio.wait_for(self.finished.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    # ------------------------------------------------------------------ pacing
+
+    async def _wait_for_client(self) -> None:
+        assert self._client_seen is not None
+        while not self._client_seen.is_set():
+            if self.hub.connection_count:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._client_seen.wait(), 0.005)
+
+    async def _pace(self) -> None:
+        """Step the source at the chosen pace and publish; sets ``finished`` at the end."""
+        try:
+            if self.wait_for_client:
+                await self._wait_for_client()
+            await self._paced() if self.speed is not None else await self._max_speed()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a broken source: log it, keep the servers answering
+            self.error = exc
+            log.exception("the exchange's pacing loop stopped")
+            return
+        self.hub.flush()
+        self.finished_at = time.monotonic()
+        self.finished.set()
+
+    async def _yield(self) -> None:
+        """Let a congested client drain (as fast as the client reads), else yield to the loop."""
+        if self.hub.congested:
+            await self.hub.drain()
+        else:
+            await asyncio.sleep(self.idle)
+
+    async def _gate(self) -> None:
+        """Between batches: let a congested client drain, yield to the loop, honour a pause.
+
+        The pause is checked last, after every await, so that a ``pause()`` that ran while
+        this task was suspended takes effect before the next batch.
+        """
+        assert self._running is not None
+        await self._yield()
+        while not self._running.is_set():
+            self.hub.flush()
+            await self._running.wait()
+
+    async def _max_speed(self) -> None:
+        src = self._source
+        loop = asyncio.get_running_loop()
+        self.started_at = time.monotonic()
+        publish = self._publish
+        # With an idle pause, batches are longer so that the pause stays a fifth of the time.
+        batch_seconds = max(_BATCH_SECONDS, 4 * self.idle)
+        while src.next_time_ms() is not None:
+            await self._gate()
+            self._refresh_derived()
+            deadline = loop.time() + batch_seconds
+            for i in range(_BATCH_STEPS):
+                publish(src.step())
+                if src.next_time_ms() is None or (i & 63 == 63 and loop.time() >= deadline):
+                    break
+                if self.steps == self._pause_at:
+                    break
+            self._check_pause_at()
+            self.hub.flush()
+
+    async def _paced(self) -> None:
+        src = self._source
+        loop = asyncio.get_running_loop()
+        assert self.speed is not None
+        scale = 1.0 / (1000.0 * self.speed)
+        t0 = src.next_time_ms()
+        w0 = loop.time()
+        self.started_at = time.monotonic()
+        while (t := src.next_time_ms()) is not None:
+            assert self._running is not None
+            assert t0 is not None
+            if not self._running.is_set():  # a pause shifts the schedule: no burst on resume
+                paused_at = loop.time()
+                await self._gate()
+                w0 += loop.time() - paused_at
+                continue
+            wait = w0 + (t - t0) * scale - loop.time()
+            if wait > 0:
+                self.hub.flush()
+                await asyncio.sleep(wait)
+                continue
+            self._refresh_derived()
+            now = loop.time()
+            for _ in range(_PACED_BATCH):
+                self._publish(src.step())
+                t = src.next_time_ms()
+                if t is None or w0 + (t - t0) * scale > now or self.steps == self._pause_at:
+                    break
+            self._check_pause_at()
+            self.hub.flush()
+            await self._yield()  # a pause is handled at the top, where it shifts the schedule
+
+    def _check_pause_at(self) -> None:
+        if self._pause_at is not None and self.steps >= self._pause_at:
+            self._pause_at = None
+            assert self._running is not None
+            self._running.clear()
+
+    def _refresh_derived(self) -> None:
+        """Tell the source which derived streams have subscribers (it builds only those)."""
+        src = self._source
+        if not isinstance(src, DerivedStreams):
+            return
+        hub = self.hub
+        wanted = frozenset(name for name in self._derived_candidates if hub.subscribers(name))
+        if wanted != self._derived_now:
+            self._derived_now = wanted
+            src.set_derived(wanted)
+
+    def _publish(self, events: list[Event]) -> None:
+        """Publish one step's events under all their stream names; faults per symbol event."""
+        hub = self.hub
+        plan = self.plan
+        self.steps += 1
+        self.events += len(events)
+        for event in events:
+            names = self._stream_names(event)
+            kind = event.kind
+            if kind == "depth" and plan is not None:
+                symbol = event.symbol
+                n = self._depth_n[symbol] = self._depth_n.get(symbol, 0) + 1
+                hook = self._hook
+                hook.symbol = symbol
+                hook.actions = plan.on_depth_event(symbol, n)
+                for name in names:
+                    hub.publish(name, event.payload)
+                hook.actions = ()
+                continue
+            if kind == "trade":
+                trades = self._trades.get(event.symbol)
+                if trades is None:
+                    trades = self._trades[event.symbol] = collections.deque(maxlen=_TRADES_KEPT)
+                trades.append(event.payload)
+            for name in names:
+                hub.publish(name, event.payload)

@@ -1,0 +1,655 @@
+"""The local exchange's REST API (aiohttp): market data, the signed account, limits, errors, control.
+
+Paths are Binance's, per market: spot ``/api/v3/...``, USD-M ``/fapi/v1/...`` (account
+``/fapi/v2/account``), COIN-M ``/dapi/v1/...``. Every answer is computed from the market
+source at the moment of the request, so a depth snapshot is the true book at that instant
+with the truth's ``lastUpdateId``: a client that follows the documented sync procedure
+bridges it with the next stream event.
+
+The exchange's rules are enforced as the real one enforces them, because a client that only
+ever meets a lenient server learns nothing about its own limit handling:
+
+* every request is charged its documented weight (``tickbook.limits.weight``) per IP before
+  anything else; past the limit the answer is 429 with ``Retry-After`` and -1003, and an IP
+  that keeps sending while throttled is banned with 418 for an escalating time
+  (``tickbook.limits.RateGuard``); every response carries ``X-MBX-USED-WEIGHT-1M``;
+* signed endpoints authenticate through ``tickbook.signing.KeyRegistry`` on the bytes that
+  arrived (percent-encoded query + body), with -2014/-2015/-1102/-1022/-1021 as Binance
+  answers them;
+* bad parameters get the exchange's codes (-1121 invalid symbol, -4021 futures depth limit,
+  -1100/-1102 malformed or missing), always as ``{"code":..,"msg":".."}`` with the exchange's
+  HTTP status.
+
+Faults come from the exchange's fault plan: ``http@N:STATUS`` (the N-th REST request fails
+with that status and the exchange's body for it), ``stale-snapshot`` (the next depth answer
+is older than the stream), ``slow-snapshot:S`` (the next depth answer is held S seconds after
+it was taken) and ``skew:MS`` (the server clock, as ``/time`` and the timestamp check see
+it). Each injected fault is logged through the exchange.
+
+Control endpoints (not charged, not faulted): ``GET /sim/truth``, ``GET /sim/faults``,
+``GET /sim/violations``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final, Protocol
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from tickbook._types import Market
+from tickbook.limits import DepthLimitError, RateGuard, UnknownEndpoint, depth_limit, weight
+from tickbook.signing import FUTURES_RULES, SPOT_RULES, Accepted, KeyRegistry
+from tickbook.sim.faults import FaultPlan, http_error_body
+from tickbook.sim.market import DerivedStreams, MarketSource
+
+__all__ = [
+    "DEFAULT_BALANCES",
+    "ApiError",
+    "RestContext",
+    "build_app",
+    "market_paths",
+    "truth_summary",
+]
+
+# The prefix of the public market-data endpoints and the signed account path, per market.
+_PREFIX: Final = {Market.SPOT: "/api/v3", Market.USDM: "/fapi/v1", Market.COINM: "/dapi/v1"}
+_ACCOUNT: Final = {
+    Market.SPOT: "/api/v3/account",
+    Market.USDM: "/fapi/v2/account",
+    Market.COINM: "/dapi/v1/account",
+}
+
+# What an account holds when nothing else is configured: enough to look like a funded
+# test account on every market (COIN-M margins in coins, USD-M in USDT).
+DEFAULT_BALANCES: Final[Mapping[str, str]] = {"BTC": "1.00000000", "USDT": "10000.00000000"}
+
+_SPOT_SYMBOL: Final = re.compile(r"[A-Z0-9\-_.]{1,20}")
+_FUTURES_SYMBOL: Final = re.compile(r"[A-Za-z0-9\-_.]{1,40}")
+_LIMIT_TEXT: Final = re.compile(r"[0-9]{1,9}")
+_SYMBOL_STATUSES: Final = ("TRADING", "HALT", "BREAK")
+_SYMBOLS_LEGAL: Final = '^\\[("[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]{1,20}"){0,}){0,1}\\]$'
+
+
+class ApiError(Exception):
+    """An answer with the exchange's JSON error body: raised anywhere in a handler."""
+
+    def __init__(self, status: int, code: int, msg: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(msg)
+        self.status = status
+        self.code = code
+        self.msg = msg
+        self.headers = dict(headers or {})
+
+    def response(self) -> web.Response:
+        body = json.dumps({"code": self.code, "msg": self.msg}, separators=(",", ":"))
+        return web.Response(
+            status=self.status,
+            text=body,
+            content_type="application/json",
+            charset="UTF-8",
+            headers=self.headers,
+        )
+
+
+class RestContext(Protocol):
+    """What the REST app needs from the exchange that hosts it (``Exchange`` implements it)."""
+
+    @property
+    def source(self) -> MarketSource: ...
+    @property
+    def keys(self) -> KeyRegistry: ...
+    @property
+    def guard(self) -> RateGuard: ...
+    @property
+    def faults(self) -> FaultPlan | None: ...
+    @property
+    def fault_log(self) -> list[dict[str, Any]]: ...
+    @property
+    def violations(self) -> dict[str, dict[str, int]]: ...
+
+    def now_ms(self) -> int:
+        """The server clock (wall clock plus any injected skew), epoch milliseconds."""
+
+    def client_seen(self) -> None: ...
+    def count_violation(self, kind: str) -> None: ...
+    def recent_trades(self, symbol: str) -> Sequence[bytes]: ...
+    def balances(self, api_key: str) -> Mapping[str, str]: ...
+
+
+def market_paths(market: Market) -> dict[str, str]:
+    """The served paths of ``market`` by short name (``ping``, ``depth``, ``account``, ...)."""
+    p = _PREFIX[market]
+    paths = {name: f"{p}/{name}" for name in ("ping", "time", "exchangeInfo", "depth", "trades")}
+    paths["bookTicker"] = f"{p}/ticker/bookTicker"
+    paths["account"] = _ACCOUNT[market]
+    return paths
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def _json_response(body: bytes | str | Any) -> web.Response:
+    if isinstance(body, bytes):
+        return web.Response(body=body, content_type="application/json", charset="UTF-8")
+    text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
+    return web.Response(text=text, content_type="application/json", charset="UTF-8")
+
+
+def _params(request: web.Request) -> dict[str, str]:
+    """Decoded query parameters; a name given twice is the exchange's -1101."""
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True):
+        if name in params:
+            raise ApiError(400, -1101, f"Duplicate values for parameter '{name}'.")
+        params[name] = value
+    return params
+
+
+def _illegal(name: str, legal: str) -> ApiError:
+    return ApiError(400, -1100, f"Illegal characters found in parameter '{name}'; legal range is '{legal}'.")
+
+
+def _mandatory(name: str) -> ApiError:
+    return ApiError(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+
+
+def _pad(text: str, decimals: int) -> str:
+    """Canonical decimal text written with exactly ``decimals`` fraction digits (the wire form)."""
+    whole, _, frac = text.partition(".")
+    if decimals <= 0:
+        return whole
+    return f"{whole}.{(frac + '0' * decimals)[:decimals]}"
+
+
+def _decimal_text(value: Decimal, decimals: int | None) -> str:
+    """``value`` rounded to ``decimals`` places (spot writes 8), or exact and canonical (None)."""
+    if decimals is not None:
+        return f"{value.quantize(Decimal(1).scaleb(-decimals)):f}"
+    return f"{value.normalize():f}"
+
+
+# ------------------------------------------------------------------------------------ the app
+
+
+class _Api:
+    """Handlers bound to one exchange context. One instance per app."""
+
+    def __init__(self, ctx: RestContext, *, rate_limit_override: int | None) -> None:
+        self.ctx = ctx
+        self.source = ctx.source
+        self.market: Market = ctx.source.market
+        self.futures = self.market.is_futures
+        self.paths = market_paths(self.market)
+        self.auth_rules = FUTURES_RULES if self.futures else SPOT_RULES
+        self.requests = 0  # REST requests seen (control endpoints excluded): the N of http@N
+        self.rate_limit_override = rate_limit_override
+        self._info_meta: dict[str, dict[str, Any]] | None = None
+
+    # ------------------------------------------------------------------ middleware
+
+    @web.middleware
+    async def gate(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Charge, admit (429/418), inject ``http@N`` faults, run the handler, add the headers.
+
+        Weight is charged even when the request then fails (the exchange charges failed
+        requests too); a refused ``limit`` is charged as the default one. Control endpoints
+        (``/sim/...``) skip all of it.
+        """
+        path = request.path
+        if path.startswith("/sim/"):
+            try:
+                return await handler(request)
+            except ApiError as exc:
+                return exc.response()
+        self.ctx.client_seen()
+        self.requests += 1
+        n = self.requests
+        ip = request.remote or "127.0.0.1"
+        now = self.ctx.now_ms()
+        params = dict(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True))
+        try:
+            cost = weight(self.market, request.method, path, params)
+        except UnknownEndpoint:
+            cost = 1  # an unknown path still costs the exchange a look; 404 below
+        decision = self.ctx.guard.admit(ip, cost, now)
+        headers = self._weight_headers(decision.headers)
+        if not decision.ok:
+            self.ctx.count_violation("ip_banned" if decision.status == 418 else "request_weight")
+            return web.Response(
+                status=decision.status, body=decision.body(), content_type="application/json", headers=headers
+            )
+        faults = self.ctx.faults
+        status = faults.on_rest_request(n) if faults is not None else None
+        response: web.StreamResponse
+        try:
+            if status is not None:
+                raise self._fault_error(status, now)
+            response = await handler(request)
+        except ApiError as exc:
+            response = exc.response()
+        except web.HTTPException as exc:  # 404 / 405 from the router
+            exc.headers.update(headers)
+            raise
+        response.headers.update(headers)
+        return response
+
+    def _weight_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        out = dict(headers)
+        if not self.futures:  # spot also sends the legacy, interval-less header
+            for name, value in headers.items():
+                if name.upper().startswith("X-MBX-USED-WEIGHT-"):
+                    out.setdefault("X-MBX-USED-WEIGHT", value)
+                    break
+        return out
+
+    def _fault_error(self, status: int, now: int) -> ApiError:
+        """An injected ``http@N:STATUS``: the exchange's body for it, ``Retry-After`` on 418/429."""
+        body = json.loads(http_error_body(status, now_ms=now))
+        headers: dict[str, str] = {}
+        if status == 429:
+            headers["Retry-After"] = str(max(1, 60 - (now // 1000) % 60))  # the minute's end
+        elif status == 418:
+            headers["Retry-After"] = "120"  # http_error_body bans until now + 2 minutes
+        return ApiError(status, int(body["code"]), str(body["msg"]), headers)
+
+    # ------------------------------------------------------------------ symbols
+
+    def _symbol(self, params: Mapping[str, str], *, required: bool = True) -> str | None:
+        text = params.get("symbol")
+        if text is None or text == "":
+            if required:
+                raise _mandatory("symbol")
+            return None
+        if self.futures:
+            if not _FUTURES_SYMBOL.fullmatch(text):
+                raise ApiError(400, -1121, "Invalid symbol.")
+            text = text.upper()
+        elif not _SPOT_SYMBOL.fullmatch(text):
+            raise _illegal("symbol", "^[A-Z0-9-_.]{1,20}$")
+        if text not in self.source.symbols:
+            raise ApiError(400, -1121, "Invalid symbol.")
+        return text
+
+    def _symbols(self, params: Mapping[str, str]) -> list[str] | None:
+        """The ``symbols=["A","B"]`` parameter (spot), validated; None when absent."""
+        raw = params.get("symbols")
+        if raw is None:
+            return None
+        if "symbol" in params:
+            raise ApiError(400, -1128, "Combination of optional parameters invalid.")
+        try:
+            names = json.loads(raw)
+        except ValueError:
+            names = None
+        if not isinstance(names, list) or not names or not all(isinstance(s, str) for s in names):
+            raise _illegal("symbols", _SYMBOLS_LEGAL)
+        if len(set(names)) != len(names):
+            raise ApiError(400, -1151, "Symbol is present multiple times in the list.")
+        for name in names:
+            self._symbol({"symbol": name})
+        return list(names)
+
+    # ------------------------------------------------------------------ public endpoints
+
+    async def ping(self, request: web.Request) -> web.Response:
+        _params(request)
+        return _json_response(b"{}")
+
+    async def time(self, request: web.Request) -> web.Response:
+        _params(request)
+        now = self.ctx.now_ms()
+        unit = request.headers.get("X-MBX-TIME-UNIT", "").upper()
+        if unit == "MICROSECOND" and not self.futures:
+            return _json_response(f'{{"serverTime":{now * 1000}}}')
+        return _json_response(f'{{"serverTime":{now}}}')
+
+    async def exchange_info(self, request: web.Request) -> web.Response:
+        params = _params(request)
+        wanted: list[str] | None = None
+        if not self.futures:
+            one = self._symbol(params, required=False)
+            wanted = [one] if one is not None else self._symbols(params)
+        body = self.source.exchange_info()
+        if wanted is None and self.rate_limit_override is None:
+            return _json_response(body)
+        info = json.loads(body)
+        if wanted is not None:
+            info["symbols"] = [s for s in info.get("symbols", []) if s.get("symbol") in wanted]
+        if self.rate_limit_override is not None:
+            for entry in info.get("rateLimits", []):
+                if entry.get("rateLimitType") == "REQUEST_WEIGHT":
+                    entry["limit"] = self.rate_limit_override
+        return _json_response(info)
+
+    async def depth(self, request: web.Request) -> web.Response:
+        params = _params(request)
+        symbol = self._symbol(params)
+        assert symbol is not None
+        raw_limit = params.get("limit")
+        if raw_limit == "":
+            raise _mandatory("limit")
+        if raw_limit is not None and not self.futures and not _LIMIT_TEXT.fullmatch(raw_limit):
+            raise _illegal("limit", "^[0-9]{1,9}$")
+        try:
+            limit = depth_limit(self.market, raw_limit)
+        except DepthLimitError as exc:
+            raise ApiError(400, exc.code, exc.msg) from None
+        status = params.get("symbolStatus")
+        if status is not None and not self.futures:
+            if status not in _SYMBOL_STATUSES:
+                raise ApiError(400, -1122, "Invalid symbolStatus.")
+            if status != "TRADING":
+                raise ApiError(400, -1220, "The symbol's status does not match the requested symbolStatus.")
+        faults = self.ctx.faults
+        action = faults.on_snapshot(symbol) if faults is not None else None
+        if action is not None and action.stale and isinstance(self.source, DerivedStreams):
+            body = self.source.stale_snapshot(symbol, limit)
+        else:
+            body = self.source.snapshot(symbol, limit)
+        if action is not None and action.delay > 0:
+            # Taken now, delivered late: the stream moves on meanwhile, as behind a slow gateway.
+            await asyncio.sleep(action.delay)
+        return _json_response(body)
+
+    def _ticker_of(self, symbol: str) -> dict[str, Any]:
+        """REST bookTicker of one symbol from the truth, in the market's shape and formatting."""
+        if isinstance(self.source, DerivedStreams):
+            wire = json.loads(self.source.derived(symbol, "bookTicker"))
+            bid, bid_qty, ask, ask_qty = wire["b"], wire["B"], wire["a"], wire["A"]
+            u = int(wire["u"])
+            t = int(wire.get("T", self.ctx.now_ms()))
+        else:
+            book = self.source.truth(symbol)
+            decimals = 8 if not self.futures else None
+            best_bid = book.best_bid_str() or ("0", "0")
+            best_ask = book.best_ask_str() or ("0", "0")
+            pd = decimals if decimals is not None else (book.price_scale or 0)
+            qd = decimals if decimals is not None else (book.qty_scale or 0)
+            bid, bid_qty = _pad(best_bid[0], pd), _pad(best_bid[1], qd)
+            ask, ask_qty = _pad(best_ask[0], pd), _pad(best_ask[1], qd)
+            u = book.last_update_id
+            t = self.ctx.now_ms()
+        if not self.futures:
+            return {"symbol": symbol, "bidPrice": bid, "bidQty": bid_qty, "askPrice": ask, "askQty": ask_qty}
+        out: dict[str, Any] = {"lastUpdateId": u, "symbol": symbol}
+        if self.market is Market.COINM:
+            out["pair"] = self._meta(symbol).get("pair", symbol.split("_", 1)[0])
+        out.update(bidPrice=bid, bidQty=bid_qty, askPrice=ask, askQty=ask_qty, time=t)
+        return out
+
+    async def book_ticker(self, request: web.Request) -> web.Response:
+        params = _params(request)
+        one = self._symbol(params, required=False)
+        if one is not None:
+            ticker: Any = self._ticker_of(one)
+            return _json_response([ticker] if self.market is Market.COINM else ticker)
+        names = self._symbols(params) if not self.futures else None
+        if self.futures and "pair" in params:  # COIN-M's pair filter
+            names = [s for s in self.source.symbols if self._meta(s).get("pair") == params["pair"]]
+        return _json_response([self._ticker_of(s) for s in (names or self.source.symbols)])
+
+    def _meta(self, symbol: str) -> dict[str, Any]:
+        """exchangeInfo's object of ``symbol`` (for COIN-M ``pair`` and ``contractSize``)."""
+        if self._info_meta is None:
+            info = json.loads(self.source.exchange_info())
+            self._info_meta = {
+                str(s.get("symbol")): s for s in info.get("symbols", []) if isinstance(s, dict)
+            }
+        return self._info_meta.get(symbol, {})
+
+    async def trades(self, request: web.Request) -> web.Response:
+        params = _params(request)
+        symbol = self._symbol(params)
+        assert symbol is not None
+        raw = params.get("limit")
+        limit = 500
+        if raw is not None:
+            if not _LIMIT_TEXT.fullmatch(raw):
+                raise _illegal("limit", "^[0-9]{1,9}$")
+            limit = max(1, min(int(raw), 1000))
+        recent = list(self.ctx.recent_trades(symbol))[-limit:]
+        return _json_response([self._rest_trade(symbol, json.loads(payload)) for payload in recent])
+
+    def _rest_trade(self, symbol: str, wire: Mapping[str, Any]) -> dict[str, Any]:
+        """A ``trade`` stream event as the REST ``trades`` endpoint writes it."""
+        price, qty = str(wire.get("p", "0")), str(wire.get("q", "0"))
+        out: dict[str, Any] = {"id": wire.get("t", 0), "price": price, "qty": qty}
+        try:
+            p, q = Decimal(price), Decimal(qty)
+        except InvalidOperation:
+            p = q = Decimal(0)
+        if self.market is Market.COINM:
+            # COIN-M contracts are 100 USD (BTC) or 10 USD (the rest) when exchangeInfo is silent.
+            default_size = 100 if symbol.startswith("BTC") else 10
+            size = Decimal(str(self._meta(symbol).get("contractSize", default_size)))
+            out["baseQty"] = _decimal_text(q * size / p, 8) if p else "0"
+        else:
+            out["quoteQty"] = _decimal_text(p * q, 8 if not self.futures else None)
+        out["time"] = wire.get("T", wire.get("E", 0))
+        out["isBuyerMaker"] = bool(wire.get("m", False))
+        if not self.futures:
+            out["isBestMatch"] = bool(wire.get("M", True))
+        return out
+
+    # ------------------------------------------------------------------ signed endpoints
+
+    async def _authenticate(self, request: web.Request) -> Accepted:
+        body = await request.read()
+        verdict = self.ctx.keys.verify_rest(
+            request.headers.get("X-MBX-APIKEY"),
+            request.rel_url.raw_query_string,
+            body,
+            rules=self.auth_rules,
+            now_us=self.ctx.now_ms() * 1000,
+        )
+        if isinstance(verdict, Accepted):
+            return verdict
+        # Binance answers both API-key errors with 401 Unauthorized (-2014 included).
+        status = 401 if verdict.code in (-2014, -2015) else verdict.http_status
+        raise ApiError(status, verdict.code, verdict.msg)
+
+    async def account(self, request: web.Request) -> web.Response:
+        auth = await self._authenticate(request)
+        balances = self.ctx.balances(auth.api_key)
+        now = self.ctx.now_ms()
+        if self.market is Market.SPOT:
+            omit = auth.params.get("omitZeroBalances", "false").lower() == "true"
+            return _json_response(_spot_account(balances, now, omit_zero=omit))
+        if self.market is Market.USDM:
+            return _json_response(_usdm_account(balances, now))
+        return _json_response(_coinm_account(balances, now))
+
+    # ------------------------------------------------------------------ control endpoints
+
+    async def sim_truth(self, request: web.Request) -> web.Response:
+        """The true book: top ``limit`` levels as exact canonical strings, ID and checksum."""
+        default = self.source.symbols[0] if self.source.symbols else ""
+        symbol = (request.query.get("symbol") or default).upper()
+        if symbol not in self.source.symbols:
+            raise ApiError(400, -1121, "Invalid symbol.")
+        try:
+            limit = int(request.query.get("limit", "20"))
+        except ValueError:
+            raise ApiError(400, -1100, "Illegal characters found in parameter 'limit'.") from None
+        return _json_response(truth_summary(self.source, symbol, max(1, limit)))
+
+    async def sim_faults(self, request: web.Request) -> web.Response:
+        return _json_response(list(self.ctx.fault_log))
+
+    async def sim_violations(self, request: web.Request) -> web.Response:
+        return _json_response(self.ctx.violations)
+
+
+def truth_summary(source: MarketSource, symbol: str, limit: int) -> dict[str, Any]:
+    """``/sim/truth``'s body: what a test compares a client's book with.
+
+    Strings are the book's canonical decimals (no trailing zeros), as ``OrderBook.bids_str``
+    gives them on the client side, so the comparison is exact and independent of wire padding.
+    """
+    book = source.truth(symbol)
+    return {
+        "symbol": symbol,
+        "market": source.market.value,
+        "lastUpdateId": book.last_update_id,
+        "limit": limit,
+        "checksum": book.checksum(limit),
+        "bids": [list(level) for level in book.bids_str(limit)],
+        "asks": [list(level) for level in book.asks_str(limit)],
+        "bidLevels": book.bid_count,
+        "askLevels": book.ask_count,
+    }
+
+
+# ------------------------------------------------------------------------------------ accounts
+
+
+def _spot_account(balances: Mapping[str, str], now: int, *, omit_zero: bool) -> dict[str, Any]:
+    rows = [
+        {"asset": asset, "free": _pad(_canonical(free), 8), "locked": "0.00000000"}
+        for asset, free in balances.items()
+        if not (omit_zero and Decimal(free) == 0)
+    ]
+    return {
+        "makerCommission": 10,
+        "takerCommission": 10,
+        "buyerCommission": 0,
+        "sellerCommission": 0,
+        "commissionRates": {
+            "maker": "0.00100000",
+            "taker": "0.00100000",
+            "buyer": "0.00000000",
+            "seller": "0.00000000",
+        },
+        "canTrade": True,
+        "canWithdraw": True,
+        "canDeposit": True,
+        "brokered": False,
+        "requireSelfTradePrevention": False,
+        "preventSor": False,
+        "updateTime": now,
+        "accountType": "SPOT",
+        "balances": rows,
+        "permissions": ["SPOT"],
+        "uid": 100000001,
+    }
+
+
+def _canonical(text: str) -> str:
+    """Configured amount text (``"10000"``, ``"1.5"``) as canonical decimal text."""
+    return f"{Decimal(text).normalize():f}"
+
+
+def _usdm_account(balances: Mapping[str, str], now: int) -> dict[str, Any]:
+    assets = []
+    total = Decimal(0)
+    for asset, amount in balances.items():
+        value = _pad(_canonical(amount), 8)
+        if asset in ("USDT", "USDC", "FDUSD", "BNFCR"):
+            total += Decimal(amount)
+        assets.append(
+            {
+                "asset": asset,
+                "walletBalance": value,
+                "unrealizedProfit": "0.00000000",
+                "marginBalance": value,
+                "maintMargin": "0.00000000",
+                "initialMargin": "0.00000000",
+                "positionInitialMargin": "0.00000000",
+                "openOrderInitialMargin": "0.00000000",
+                "crossWalletBalance": value,
+                "crossUnPnl": "0.00000000",
+                "availableBalance": value,
+                "maxWithdrawAmount": value,
+                "marginAvailable": True,
+                "updateTime": now,
+            }
+        )
+    t = _pad(_canonical(str(total)), 8)
+    return {
+        "feeTier": 0,
+        "feeBurn": False,
+        "canTrade": True,
+        "canDeposit": True,
+        "canWithdraw": True,
+        "updateTime": 0,
+        "multiAssetsMargin": False,
+        "tradeGroupId": -1,
+        "totalInitialMargin": "0.00000000",
+        "totalMaintMargin": "0.00000000",
+        "totalWalletBalance": t,
+        "totalUnrealizedProfit": "0.00000000",
+        "totalMarginBalance": t,
+        "totalPositionInitialMargin": "0.00000000",
+        "totalOpenOrderInitialMargin": "0.00000000",
+        "totalCrossWalletBalance": t,
+        "totalCrossUnPnl": "0.00000000",
+        "availableBalance": t,
+        "maxWithdrawAmount": t,
+        "assets": assets,
+        "positions": [],
+    }
+
+
+def _coinm_account(balances: Mapping[str, str], now: int) -> dict[str, Any]:
+    assets = []
+    for asset, amount in balances.items():
+        value = _pad(_canonical(amount), 8)
+        assets.append(
+            {
+                "asset": asset,
+                "walletBalance": value,
+                "unrealizedProfit": "0.00000000",
+                "marginBalance": value,
+                "maintMargin": "0.00000000",
+                "initialMargin": "0.00000000",
+                "positionInitialMargin": "0.00000000",
+                "openOrderInitialMargin": "0.00000000",
+                "maxWithdrawAmount": value,
+                "crossWalletBalance": value,
+                "crossUnPnl": "0.00000000",
+                "availableBalance": value,
+                "updateTime": now,
+            }
+        )
+    return {
+        "assets": assets,
+        "positions": [],
+        "canDeposit": True,
+        "canTrade": True,
+        "canWithdraw": True,
+        "feeTier": 0,
+        "updateTime": 0,
+    }
+
+
+# ------------------------------------------------------------------------------------ factory
+
+
+def build_app(ctx: RestContext, *, rate_limit_override: int | None = None) -> web.Application:
+    """The aiohttp application serving ``ctx.source``'s market with Binance's paths.
+
+    ``rate_limit_override`` is the REQUEST_WEIGHT limit the guard enforces when it differs
+    from the documented one, so ``exchangeInfo`` reports what is actually enforced.
+    """
+    api = _Api(ctx, rate_limit_override=rate_limit_override)
+    app = web.Application(middlewares=[api.gate])
+    paths = api.paths
+    app.router.add_get(paths["ping"], api.ping)
+    app.router.add_get(paths["time"], api.time)
+    app.router.add_get(paths["exchangeInfo"], api.exchange_info)
+    app.router.add_get(paths["depth"], api.depth)
+    app.router.add_get(paths["bookTicker"], api.book_ticker)
+    app.router.add_get(paths["trades"], api.trades)
+    app.router.add_get(paths["account"], api.account)
+    app.router.add_get("/sim/truth", api.sim_truth)
+    app.router.add_get("/sim/faults", api.sim_faults)
+    app.router.add_get("/sim/violations", api.sim_violations)
+    return app
