@@ -23,12 +23,14 @@ Faults (``FaultHook``) are asked once per published diff-depth event and applied
 connection subscribed to that stream, at publish/flush time: drop, dup, reorder, delay, stall,
 close, disconnect, malformed, unknown.
 
-Backpressure: when a connection's kernel+transport buffer passes ``WsRules.write_high_water``
-the hub reports ``congested`` and ``await hub.drain()`` waits for it; a pacing loop that
-replays "as fast as the client reads" awaits that. A connection whose unsent output still
-grows past ``WsRules.max_write_buffer`` (a client that stopped reading while the exchange
-kept publishing) is DROPPED (abort, logged, ``violations["slow_consumer"]``), as the real
-exchange drops slow consumers, rather than letting the server's memory grow without bound.
+Backpressure: when a connection's transport buffer passes ``WsRules.write_high_water`` (or a
+stalled connection's queue grows long) the hub reports ``congested``; a loop that replays "as
+fast as the client reads" then awaits ``hub.drain()``. Slow consumers are DROPPED, never
+buffered without bound: a connection whose unsent output passes ``WsRules.max_write_buffer``
+(the loop kept publishing at recorded pace while the client stopped reading), or that stays
+above the high-water mark longer than ``drain(max_wait=...)`` allows, is aborted with a
+warning in the log and counted in ``violations["slow_consumer"]``, as the real exchange drops
+clients that do not keep up.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ __all__ = [
     "WsServer",
     "measure_throughput",
     "measure_throughput_stats",
+    "valid_stream",
 ]
 
 log = logging.getLogger(__name__)
@@ -675,7 +678,7 @@ def _line_col(text: str, end: int) -> tuple[int, int]:
 
 
 def _json_reason(err: json.JSONDecodeError) -> str:
-    """The JSON parser's complaint in serde's words where they differ (the exchange is serde)."""
+    """The JSON parser's complaint in serde_json's words (the exchange's messages are serde_json's)."""
     if err.msg.startswith("Expecting value"):
         return "expected value"
     if err.msg.startswith("Expecting property name"):
@@ -843,7 +846,7 @@ class _Connection(WSListener):
     def _ping(self) -> None:
         if not self.alive or self.transport is None or self._loop is None:
             return
-        payload = str(self.hub.now_ms()).encode()
+        payload = str(_wall_ms()).encode()  # wall time even if the exchange's clock is simulated
         if payload not in self._pings:
             self._pings[payload] = self._loop.call_later(self.rules.pong_timeout, self._pong_missed, payload)
             self.transport.send_ping(payload)
