@@ -265,8 +265,11 @@ def test_cli_serves_then_exits_after_the_replay() -> None:
         try:
             assert proc.stdout is not None
             first = json.loads(proc.stdout.readline())
-            assert set(first) == {"rest", "ws", "market", "symbols"}
+            assert set(first) == {"rest", "ws", "market", "symbols", "markets"}
             assert (first["market"], first["symbols"]) == ("spot", ["BTCUSDT"])
+            assert first["markets"] == {
+                "spot": {"rest": first["rest"], "ws": first["ws"], "symbols": ["BTCUSDT"]}
+            }
             assert first["ws"].startswith("ws://127.0.0.1:")
             assert _ping(first["rest"]) == {}  # the first request also starts the replay
             code = proc.wait(timeout=30)

@@ -369,25 +369,43 @@ def _add_sim_parser(commands: Any) -> None:
         description=(
             "Serve a recording (--replay) or a seeded random-walk market (--generate) on loopback "
             "with Binance's REST paths and WebSocket streams, its limits, signatures and errors, and "
-            "faults on demand. The first line on stdout is one JSON object: "
-            '{"rest": URL, "ws": URL, "market": ..., "symbols": [...]}. Stops on SIGINT/SIGTERM, or '
-            "by itself after the recording with --exit-after-replay."
+            "faults on demand. Several markets at once: recordings of different markets (the market "
+            "of each file is inferred; the files of one market are one recording, in order) or "
+            "MARKET:SYMBOL items; one REST server serves every market (their paths differ), each "
+            "market has its own WebSocket server and port. The first line on stdout is one JSON "
+            'object: {"rest": URL, "ws": URL, "market": ..., "symbols": [...], "markets": {MARKET: '
+            '{"rest": URL, "ws": URL, "symbols": [...]}, ...}} (rest/ws/market/symbols: the first '
+            "market's). Stops on SIGINT/SIGTERM, or by itself after the recording(s) with "
+            "--exit-after-replay."
         ),
     )
     what = sim.add_mutually_exclusive_group(required=True)
-    what.add_argument("--replay", nargs="+", metavar="FILE", help="recording files, in order")
-    what.add_argument("--generate", nargs="+", metavar="SYMBOL", help="generate a market for these symbols")
+    what.add_argument(
+        "--replay",
+        nargs="+",
+        metavar="FILE",
+        help="recording files, in order; files of different markets are served side by side",
+    )
+    what.add_argument(
+        "--generate",
+        nargs="+",
+        metavar="[MARKET:]SYMBOL",
+        help="generate a market for these symbols: SYMBOL (on --market, default spot) or "
+        "MARKET:SYMBOL (e.g. usdm:BTCUSDT coinm:BTCUSD_PERP)",
+    )
     sim.add_argument(
         "--snapshot",
         action="append",
         default=[],
         metavar="[SYMBOL=]FILE",
-        help="a REST depth snapshot in its own file, for a recording without inline ones (repeatable)",
+        help="a REST depth snapshot in its own file, for a recording without inline ones (repeatable; "
+        "recordings of one market only)",
     )
     sim.add_argument(
         "--market",
         choices=[m.value for m in Market],
-        help="market to serve (default: inferred from a recording; spot for --generate)",
+        help="market of every --replay file (default: inferred per file) and of the --generate "
+        "symbols given without MARKET: (default spot)",
     )
     pace = sim.add_mutually_exclusive_group()
     pace.add_argument(
@@ -400,7 +418,12 @@ def _add_sim_parser(commands: Any) -> None:
     pace.add_argument("--max-speed", action="store_true", help="as fast as the clients read")
     sim.add_argument("--port", type=_port, default=0, metavar="N", help="REST port (default 0: a free one)")
     sim.add_argument(
-        "--ws-port", type=_port, default=0, metavar="N", help="WebSocket port (default 0: a free one)"
+        "--ws-port",
+        type=_ws_port,
+        action="append",
+        default=[],
+        metavar="[MARKET:]N",
+        help="WebSocket port of the (first) market, or of MARKET (repeatable; default 0: a free one)",
     )
     sim.add_argument(
         "--faults",
@@ -432,32 +455,102 @@ def _add_sim_parser(commands: Any) -> None:
     )
     sim.add_argument("--seed", type=int, default=0, help="random seed of --generate (default 0)")
     sim.add_argument(
-        "--events", type=_positive_int, metavar="N", help="with --generate: stop after N depth events in all"
+        "--events",
+        type=_positive_int,
+        metavar="N",
+        help="with --generate: stop each market after N depth events (all its symbols together)",
     )
     sim.add_argument(
         "--wait-for-client",
         action="store_true",
-        help="hold the replay until the first client request or WebSocket connection",
+        help="hold the replay until the first client request or WebSocket connection (each market "
+        "waits for its own)",
     )
     sim.add_argument(
         "--exit-after-replay",
         action="store_true",
-        help="exit (status 0) once the recording (or --events) is fully served",
+        help="exit (status 0) once the recording (or --events) is fully served, on every market",
     )
     sim.set_defaults(handler=_cmd_sim)
 
 
-def _sim_source(args: argparse.Namespace) -> Any:
-    """The market source the arguments ask for; bad input becomes a ``UsageError``."""
+def _ws_port(text: str) -> tuple[Market | None, int]:
+    """``--ws-port [MARKET:]N``."""
+    market: Market | None = None
+    name, sep, number = text.rpartition(":")
+    if sep:
+        try:
+            market = Market.parse(name)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return market, _port(number)
+
+
+def _generate_item(item: str, default: Market) -> tuple[Market, str]:
+    """``--generate [MARKET:]SYMBOL``."""
+    name, sep, symbol = item.rpartition(":")
+    if not sep:
+        return default, item
+    try:
+        return Market.parse(name), symbol
+    except ValueError as exc:
+        raise UsageError(f"--generate {item}: {exc}") from None
+
+
+def _file_market(path: str) -> Market | None:
+    """The market of a recording file, from its first depth message (None: none found)."""
+    from tickbook.decode import DecodeError, infer_market
+    from tickbook.recording import read_records
+
+    try:
+        for record in read_records([path]):
+            data = record.data
+            if (data.startswith(b'{"stream":') or data.startswith(b'{"e":')) and (
+                b'"e":"depthUpdate"' in data
+            ):
+                return infer_market(data)
+    except (RecordingError, DecodeError):
+        pass  # loading the recording reports it
+    return None
+
+
+def _replay_groups(paths: Sequence[str], market: str | None) -> list[list[str]]:
+    """The ``--replay`` files grouped by market (first appearance first, files in order).
+
+    With ``--market`` every file is of that market. A file without a depth message joins the
+    market of the file before it (the first such files: the next known market).
+    """
+    if market is not None:
+        return [list(paths)]
+    known = [_file_market(p) for p in paths]
+    if all(m is None for m in known):
+        return [list(paths)]  # the recording's own loading says what is wrong
+    current = next(m for m in known if m is not None)
+    groups: dict[Market, list[str]] = {}
+    for path, found in zip(paths, known, strict=True):
+        current = found if found is not None else current
+        groups.setdefault(current, []).append(path)
+    return list(groups.values())
+
+
+def _sim_sources(args: argparse.Namespace) -> list[Any]:
+    """The market sources the arguments ask for, one per market (the first market first); bad
+    input becomes a ``UsageError``."""
     from tickbook.sim.market import GeneratedMarket, MarketError, RecordedMarket
 
     if args.generate:
         if args.snapshot:
             raise UsageError("--snapshot goes with --replay, not --generate")
+        default = Market.parse(args.market) if args.market else Market.SPOT
+        symbols: dict[Market, list[str]] = {}
+        for item in args.generate:
+            market, name = _generate_item(item, default)
+            symbols.setdefault(market, []).append(name)
         try:
-            return GeneratedMarket(
-                args.generate, args.market or Market.SPOT, args.seed, max_events=args.events
-            )
+            return [
+                GeneratedMarket(names, market, args.seed, max_events=args.events)
+                for market, names in symbols.items()
+            ]
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     if args.events is not None:
@@ -472,15 +565,18 @@ def _sim_source(args: argparse.Namespace) -> Any:
             snapshots.append(SnapshotFile.load(path, symbol))
         except RecordingError as exc:
             raise UsageError(str(exc)) from None
+    groups = _replay_groups(args.replay, args.market)
+    if snapshots and len(groups) > 1:
+        raise UsageError("--snapshot goes with recordings of one market; these files are of several")
     try:
-        return RecordedMarket.from_files(args.replay, args.market, snapshots)
+        return [RecordedMarket.from_files(files, args.market, snapshots) for files in groups]
     except (MarketError, RecordingError) as exc:
         raise UsageError(str(exc)) from None
 
 
-def _sim_exchange(args: argparse.Namespace, source: Any) -> Any:
+def _sim_exchange(args: argparse.Namespace, sources: list[Any]) -> Any:
     from tickbook.signing import KeyLoadError, KeyRegistry
-    from tickbook.sim.exchange import Exchange
+    from tickbook.sim.exchange import Venue
     from tickbook.sim.faults import Fault, FaultPlan, load_scenario, parse_faults
 
     faults: list[Fault] = []
@@ -492,31 +588,40 @@ def _sim_exchange(args: argparse.Namespace, source: Any) -> Any:
             faults.extend(load_scenario(args.scenario))
     except (ValueError, OSError) as exc:
         raise UsageError(str(exc)) from None
-    exchange: Exchange
     registry = KeyRegistry()
     for spec in args.key:
         try:
             registry.register(spec)
         except KeyLoadError as exc:
             raise UsageError(f"--key {spec.partition(':')[0]}:...: {exc}") from None
-    exchange = Exchange(
-        source,
-        faults=FaultPlan(faults) if faults else None,
+    served = [source.market for source in sources]
+    ws_ports: dict[Market, int] = {}
+    for market, port in args.ws_port:
+        market = market if market is not None else served[0]
+        if market not in served:
+            raise UsageError(f"--ws-port {market.value}:{port}: market {market.value} is not served")
+        if market in ws_ports:
+            raise UsageError(f"--ws-port given twice for {market.value}")
+        ws_ports[market] = port
+    # Each market counts its own faults (per symbol, per REST request): one plan each.
+    plans = {market: FaultPlan(faults) if faults else None for market in served}
+    venue = Venue.from_sources(
+        sources,
+        faults=plans,
         keys=registry,
         speed=None if args.max_speed else args.speed,
         lifetime=args.lifetime,
         rest_port=args.port,
-        ws_port=args.ws_port,
+        ws_ports=ws_ports,
         weight_limit=args.weight_limit,
         wait_for_client=args.wait_for_client,
     )
-    registry.clock = lambda: exchange.now_ms() * 1000  # the exchange clock, skew included
-    return exchange
+    registry.clock = lambda: venue.exchange().now_ms() * 1000  # the exchange clock, skew included
+    return venue
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
-    source = _sim_source(args)
-    exchange = _sim_exchange(args, source)
+    venue = _sim_exchange(args, _sim_sources(args))
     import asyncio
     import signal
 
@@ -528,37 +633,31 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
-            await exchange.start()
+            await venue.start()
         except OSError as exc:
             raise UsageError(f"cannot listen on 127.0.0.1: {exc.strerror or exc}") from None
         try:
-            first = {
-                "rest": exchange.rest_url,
-                "ws": exchange.ws_url,
-                "market": exchange.market.value,
-                "symbols": exchange.symbols,
-            }
-            sys.stdout.write(json.dumps(first) + "\n")
+            sys.stdout.write(json.dumps(venue.urls()) + "\n")
             sys.stdout.flush()
             waits = [asyncio.ensure_future(stop.wait())]
             if args.exit_after_replay:
-                waits.append(asyncio.ensure_future(exchange.finished.wait()))
+                waits.append(asyncio.ensure_future(venue.wait_finished()))
             try:
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for w in waits:
                     w.cancel()
         finally:
-            await exchange.stop()
+            await venue.stop()
         summary = {
             "stopped": "signal" if stop.is_set() else "replay finished",
-            "steps": exchange.steps,
-            "events": exchange.events,
-            "faults": len(exchange.fault_log),
-            "violations": exchange.violations,
+            "steps": venue.steps,
+            "events": venue.events,
+            "faults": len(venue.fault_log),
+            "violations": venue.violations,
         }
         print(f"tickbook sim: {json.dumps(summary)}", file=sys.stderr)
-        return EXIT_FAILED if exchange.error is not None else EXIT_OK
+        return EXIT_FAILED if venue.error is not None else EXIT_OK
 
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(serve())

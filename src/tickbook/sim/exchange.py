@@ -25,6 +25,11 @@ built by the source only while someone is subscribed to them (``set_derived``).
 Faults (``tickbook.sim.faults.FaultPlan``) are asked once per depth event *of a symbol* and the
 answer is applied by the hub to every connection carrying any of its depth streams; REST
 faults are applied by the REST app. Every injected fault lands in ``fault_log``.
+
+Several markets in one process: ``Venue`` runs one ``Exchange`` per market (each with its own
+pacing loop, limits, faults and WebSocket server, since spot's and COIN-M's stream paths are
+the same) behind ONE REST server that routes ``/api/v3``, ``/fapi`` and ``/dapi`` to their
+market, as Binance's separate hosts do. All of it shares the one event loop.
 """
 
 from __future__ import annotations
@@ -46,14 +51,17 @@ from tickbook.limits import MarketLimits, RateGuard, RateLimit, RateLimitType, d
 from tickbook.signing import KeyRegistry, SigningKey
 from tickbook.sim.faults import Action, FaultPlan
 from tickbook.sim.market import DerivedStreams, Event, MarketSource
-from tickbook.sim.rest import DEFAULT_BALANCES, build_app, truth_summary
+from tickbook.sim.rest import DEFAULT_BALANCES, build_app, build_multi_app, truth_summary
 from tickbook.sim.ws import StreamHub, WsRules, WsServer
 
-__all__ = ["Exchange", "KeySpec", "new_event_loop"]
+__all__ = ["Exchange", "KeySpec", "Venue", "VenueFaults", "new_event_loop"]
 
 log = logging.getLogger(__name__)
 
 KeySpec = str | SigningKey  # "API_KEY:SECRET", "API_KEY:@PEMFILE", or a client key object
+_PlanLike = FaultPlan | str | None
+# A venue's faults: one spec for every market (each counts its own), or one per market.
+VenueFaults = FaultPlan | str | Mapping[Market, _PlanLike] | Mapping[str, _PlanLike] | None
 
 # Stream-name speed suffixes the market serves for diff depth and partial depth (binance-spec
 # §1.1, §2.1; the same sets ``tickbook.sim.ws`` validates subscriptions against).
@@ -186,6 +194,7 @@ class Exchange:
         self.hub = StreamHub(self._hook if self.plan is not None else None, now_ms=self.now_ms)
         self._ws: WsServer | None = None
         self._runner: web.AppRunner | None = None
+        self._rest_base: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._rest_violations: collections.Counter[str] = collections.Counter()
         self._trades: dict[str, collections.deque[bytes]] = {}
@@ -315,9 +324,10 @@ class Exchange:
 
     @property
     def rest_url(self) -> str:
-        if self._runner is None:
+        """``http://127.0.0.1:PORT`` (in a ``Venue``: the venue's REST server)."""
+        if self._rest_base is None:
             raise RuntimeError("Exchange not started")
-        return f"http://{self.host}:{self._rest_port}"
+        return self._rest_base
 
     @property
     def ws_url(self) -> str:
@@ -335,7 +345,24 @@ class Exchange:
 
     async def start(self) -> None:
         """Bind both servers (free ports for 0) and start the pacing loop."""
-        if self._runner is not None:
+        await self._start_streams()
+        try:
+            runner, port = await _serve_rest(
+                build_app(self, rate_limit_override=self.weight_limit), self.host, self._rest_port
+            )
+        except BaseException:
+            await self.stop()
+            raise
+        self._runner = runner
+        self._rest_port = port
+        self._attach_rest(f"http://{self.host}:{port}")
+        self._begin()
+
+    # The three steps of ``start``, also taken by a ``Venue``, which serves the REST API of
+    # all its markets itself: bind the WebSocket server, learn the REST URL, start pacing.
+
+    async def _start_streams(self) -> None:
+        if self._ws is not None:
             raise RuntimeError("Exchange already started")
         self._client_seen = asyncio.Event()
         self._running = asyncio.Event()
@@ -344,18 +371,11 @@ class Exchange:
         ws = WsServer(self.hub, self.market, self.ws_rules, host=self.host, port=self._ws_port)
         await ws.start()
         self._ws = ws
-        runner = web.AppRunner(build_app(self, rate_limit_override=self.weight_limit), access_log=None)
-        try:
-            await runner.setup()
-            site = web.TCPSite(runner, self.host, self._rest_port)
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            await ws.stop()
-            self._ws = None
-            raise
-        self._runner = runner
-        self._rest_port = int(runner.addresses[0][1])
+
+    def _attach_rest(self, url: str) -> None:
+        self._rest_base = url
+
+    def _begin(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._pace(), name="tickbook-sim-pacing")
 
     async def stop(self) -> None:
@@ -368,6 +388,7 @@ class Exchange:
                 await task
         ws, self._ws = self._ws, None
         runner, self._runner = self._runner, None
+        self._rest_base = None
         try:
             if ws is not None:
                 await ws.stop()
@@ -554,3 +575,279 @@ class Exchange:
                 trades.append(event.payload)
             for name in names:
                 hub.publish(name, event.payload)
+
+
+async def _serve_rest(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on ``host:port`` (0: a free port); the runner and the bound port."""
+    runner = web.AppRunner(app, access_log=None)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner, int(runner.addresses[0][1])
+
+
+class Venue:
+    """Several markets in one process, the way Binance serves them from separate hosts.
+
+    One ``Exchange`` per market (each with its own source, pacing loop, stream hub, limits,
+    fault plan and WebSocket server on its own port: the stream paths of spot and COIN-M are
+    the same, ``/ws`` and ``/stream``), and ONE REST server for all of them: their REST paths
+    never overlap (``/api/v3``, ``/fapi``, ``/dapi``), so every market's routes are mounted on
+    one aiohttp app and each request is charged against its own market's weight counters
+    (``tickbook.sim.rest.build_multi_app``). The control endpoints on it cover every market:
+    ``/sim/truth?symbol=S&market=M`` (``market`` needed only when S is served on several
+    markets), ``/sim/faults`` (each entry with its ``market``), ``/sim/violations`` (totals
+    plus ``markets``: each market's own).
+
+    ``Venue(exchanges, rest_port=0)`` composes exchanges built as usual (their ``rest_port`` is
+    not used); ``Venue.from_sources(sources, **options)`` builds them with shared options.
+    The first exchange is the *first market*: ``ws_url``, ``market`` and ``symbols`` are its
+    (what a one-market client reads), ``markets_info()`` describes them all.
+    """
+
+    def __init__(self, exchanges: Iterable[Exchange], *, rest_port: int = 0) -> None:
+        by_market: dict[Market, Exchange] = {}
+        for ex in exchanges:
+            if ex.market in by_market:
+                raise ValueError(
+                    f"two sources of market {ex.market.value}: one source per market "
+                    "(a source may hold several symbols)"
+                )
+            by_market[ex.market] = ex
+        if not by_market:
+            raise ValueError("a venue needs at least one market")
+        hosts = {ex.host for ex in by_market.values()}
+        if len(hosts) != 1:
+            raise ValueError(f"the exchanges of a venue listen on one host, got {sorted(hosts)}")
+        self.exchanges: dict[Market, Exchange] = by_market
+        self.host: str = hosts.pop()
+        self._rest_port = rest_port
+        self._runner: web.AppRunner | None = None
+
+    @classmethod
+    def from_sources(
+        cls,
+        sources: Iterable[MarketSource],
+        *,
+        rest_port: int = 0,
+        ws_ports: Mapping[Market, int] | Mapping[str, int] | None = None,
+        faults: VenueFaults = None,
+        keys: KeyRegistry | Iterable[KeySpec] = (),
+        **options: Any,
+    ) -> Venue:
+        """One ``Exchange(source, **options)`` per source (one source per market).
+
+        ``ws_ports``: WebSocket port per market (default 0: free ports). ``faults``: a spec,
+        whose faults then apply to each market separately (``drop@500`` drops the 500th depth
+        event of every symbol of every market, ``http@3:500`` fails the 3rd request of each
+        market's REST API), or a plan or spec per market; a lone ``FaultPlan`` only for one
+        source (it counts per symbol, and a symbol may be on several markets). ``keys``: one
+        registry shared by all markets. ``options``: the other ``Exchange`` options.
+        """
+        source_list = list(sources)
+        if "ws_port" in options:
+            raise TypeError("Venue.from_sources takes rest_port= and ws_ports={market: port}")
+        ports = {Market.parse(m): p for m, p in (ws_ports or {}).items()}
+        if isinstance(faults, FaultPlan) and len(source_list) > 1:
+            raise ValueError("a FaultPlan serves one market: give a spec, or a plan per market")
+        plans: Mapping[Market, FaultPlan | str | None]
+        if isinstance(faults, Mapping):
+            plans = {Market.parse(m): f for m, f in faults.items()}
+        else:
+            plans = {src.market: faults for src in source_list}
+        # One registry for all markets (one account): the first exchange builds it from specs.
+        shared: KeyRegistry | list[KeySpec] = keys if isinstance(keys, KeyRegistry) else list(keys)
+        exchanges: list[Exchange] = []
+        for src in source_list:
+            ex = Exchange(
+                src, faults=plans.get(src.market), keys=shared, ws_port=ports.get(src.market, 0), **options
+            )
+            shared = ex.keys
+            exchanges.append(ex)
+        return cls(exchanges, rest_port=rest_port)
+
+    # ------------------------------------------------------------------ where and what
+
+    def exchange(self, market: Market | str | None = None) -> Exchange:
+        """The exchange of ``market`` (default: the first market)."""
+        if market is None:
+            return next(iter(self.exchanges.values()))
+        m = Market.parse(market)
+        try:
+            return self.exchanges[m]
+        except KeyError:
+            raise LookupError(f"market {m.value} is not served") from None
+
+    def exchange_for(self, symbol: str, market: Market | str | None = None) -> Exchange:
+        """The exchange serving ``symbol`` (``market`` needed when several markets serve it)."""
+        if market is not None:
+            ex = self.exchange(market)
+            if symbol not in ex.symbols:
+                raise LookupError(f"{symbol} is not served on {ex.market.value}")
+            return ex
+        holders = [ex for ex in self.exchanges.values() if symbol in ex.symbols]
+        if not holders:
+            raise LookupError(f"{symbol} is not served")
+        if len(holders) > 1:
+            served = ", ".join(ex.market.value for ex in holders)
+            raise LookupError(f"{symbol} is served on {served}: say which market")
+        return holders[0]
+
+    @property
+    def market(self) -> Market:
+        return self.exchange().market
+
+    @property
+    def symbols(self) -> list[str]:
+        """The first market's symbols."""
+        return self.exchange().symbols
+
+    @property
+    def rest_url(self) -> str:
+        if self._runner is None:
+            raise RuntimeError("Venue not started")
+        return f"http://{self.host}:{self._rest_port}"
+
+    @property
+    def ws_url(self) -> str:
+        """The first market's WebSocket URL (each market has its own)."""
+        return self.exchange().ws_url
+
+    def markets_info(self) -> dict[str, dict[str, Any]]:
+        """``{"spot": {"rest": URL, "ws": URL, "symbols": [...]}, "usdm": {...}}``."""
+        return {
+            m.value: {"rest": ex.rest_url, "ws": ex.ws_url, "symbols": ex.symbols}
+            for m, ex in self.exchanges.items()
+        }
+
+    def urls(self) -> dict[str, Any]:
+        """What ``tickbook sim`` prints first: the first market's ``rest``, ``ws``, ``market``
+        and ``symbols`` (what a one-market client reads), and ``markets``: all of them."""
+        return {
+            "rest": self.rest_url,
+            "ws": self.ws_url,
+            "market": self.market.value,
+            "symbols": self.symbols,
+            "markets": self.markets_info(),
+        }
+
+    # ------------------------------------------------------------------ reads across markets
+
+    def truth(self, symbol: str, market: Market | str | None = None) -> OrderBook:
+        return self.exchange_for(symbol, market).truth(symbol)
+
+    def truth_summary(
+        self, symbol: str, limit: int = 20, market: Market | str | None = None
+    ) -> dict[str, Any]:
+        return self.exchange_for(symbol, market).truth_summary(symbol, limit)
+
+    @property
+    def fault_log(self) -> list[dict[str, Any]]:
+        """Every market's injected faults, each entry with its ``market``, in time order."""
+        entries = [{**entry, "market": m.value} for m, ex in self.exchanges.items() for entry in ex.fault_log]
+        entries.sort(key=lambda e: e.get("time") or 0)
+        return entries
+
+    @property
+    def violations(self) -> dict[str, Any]:
+        """``{"rest": {...}, "ws": {...}}`` summed over markets, and ``markets``: each one's."""
+        per = {m.value: ex.violations for m, ex in self.exchanges.items()}
+        total: dict[str, collections.Counter[str]] = {
+            "rest": collections.Counter(),
+            "ws": collections.Counter(),
+        }
+        for counts in per.values():
+            for side, kinds in counts.items():
+                total[side].update(kinds)
+        return {"rest": dict(total["rest"]), "ws": dict(total["ws"]), "markets": per}
+
+    @property
+    def steps(self) -> int:
+        return sum(ex.steps for ex in self.exchanges.values())
+
+    @property
+    def events(self) -> int:
+        return sum(ex.events for ex in self.exchanges.values())
+
+    @property
+    def error(self) -> BaseException | None:
+        """What ended a market's pacing loop, if anything did (the first market's first)."""
+        return next((ex.error for ex in self.exchanges.values() if ex.error is not None), None)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Bind every market's WebSocket server and the shared REST server, start pacing."""
+        if self._runner is not None:
+            raise RuntimeError("Venue already started")
+        exchanges = list(self.exchanges.values())
+        try:
+            for ex in exchanges:
+                await ex._start_streams()
+            app = build_multi_app([(ex, ex.weight_limit) for ex in exchanges], control=self)
+            self._runner, self._rest_port = await _serve_rest(app, self.host, self._rest_port)
+        except BaseException:
+            for ex in exchanges:
+                await ex.stop()
+            raise
+        url = self.rest_url
+        for ex in exchanges:
+            ex._attach_rest(url)
+        for ex in exchanges:
+            ex._begin()
+
+    async def stop(self) -> None:
+        """Stop every market (pacing, WebSockets), then the REST server. Safe to call twice."""
+        runner, self._runner = self._runner, None
+        try:
+            for ex in self.exchanges.values():
+                await ex.stop()
+        finally:
+            if runner is not None:
+                await runner.cleanup()
+
+    async def __aenter__(self) -> Venue:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def running(self) -> bool:
+        return any(ex.running for ex in self.exchanges.values())
+
+    @property
+    def finished(self) -> bool:
+        """Whether every market's replay is over."""
+        return all(ex.finished.is_set() for ex in self.exchanges.values())
+
+    async def wait_finished(self, timeout: float | None = None) -> bool:
+        """Wait for every market's replay to end; False on timeout."""
+        waits = [ex.finished.wait() for ex in self.exchanges.values()]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def _scope(self, market: Market | str | None) -> list[Exchange]:
+        return list(self.exchanges.values()) if market is None else [self.exchange(market)]
+
+    def pause(self, at_step: int | None = None, market: Market | str | None = None) -> None:
+        """``Exchange.pause`` on every market (``at_step`` counts each market's own steps), or
+        on ``market`` only."""
+        for ex in self._scope(market):
+            ex.pause(at_step)
+
+    def resume(self, market: Market | str | None = None) -> None:
+        for ex in self._scope(market):
+            ex.resume()
+
+    def is_paused(self, market: Market | str | None = None) -> bool:
+        """Whether every market (or ``market``) is paused."""
+        return all(ex.paused for ex in self._scope(market))

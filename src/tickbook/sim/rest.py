@@ -28,6 +28,13 @@ it). Each injected fault is logged through the exchange.
 
 Control endpoints (not charged, not faulted): ``GET /sim/truth``, ``GET /sim/faults``,
 ``GET /sim/violations``.
+
+Several markets on one server (``build_multi_app``, what ``tickbook.sim.exchange.Venue``
+serves): their REST paths never overlap (``/api/``, ``/fapi/``, ``/dapi/``), so one app mounts
+every market's routes and a dispatching middleware hands each request to its market's
+handlers by path prefix, where it is charged against that market's own weight counters and
+fault plan, as on Binance's separate API hosts. The control endpoints answer for all markets:
+``/sim/truth`` takes ``market=`` (needed only when a symbol is served on several markets).
 """
 
 from __future__ import annotations
@@ -51,14 +58,19 @@ from tickbook.sim.market import DerivedStreams, MarketSource
 __all__ = [
     "DEFAULT_BALANCES",
     "ApiError",
+    "ControlContext",
     "RestContext",
     "build_app",
+    "build_multi_app",
     "market_paths",
     "truth_summary",
 ]
 
 # The prefix of the public market-data endpoints and the signed account path, per market.
 _PREFIX: Final = {Market.SPOT: "/api/v3", Market.USDM: "/fapi/v1", Market.COINM: "/dapi/v1"}
+# The first path segment every REST path of a market starts with (how requests are routed
+# when one app serves several markets).
+_ROOT: Final = {Market.SPOT: "/api/", Market.USDM: "/fapi/", Market.COINM: "/dapi/"}
 _ACCOUNT: Final = {
     Market.SPOT: "/api/v3/account",
     Market.USDM: "/fapi/v2/account",
@@ -122,6 +134,16 @@ class RestContext(Protocol):
     def balances(self, api_key: str) -> Mapping[str, str]: ...
 
 
+class ControlContext(Protocol):
+    """What ``/sim/faults`` and ``/sim/violations`` report: one exchange (a ``RestContext``
+    is one) or every market of a venue."""
+
+    @property
+    def fault_log(self) -> list[dict[str, Any]]: ...
+    @property
+    def violations(self) -> Mapping[str, Any]: ...
+
+
 def market_paths(market: Market) -> dict[str, str]:
     """The served paths of ``market`` by short name (``ping``, ``depth``, ``account``, ...)."""
     p = _PREFIX[market]
@@ -177,14 +199,18 @@ def _decimal_text(value: Decimal, decimals: int | None) -> str:
 # ------------------------------------------------------------------------------------ the app
 
 
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
 class _Api:
-    """Handlers bound to one exchange context. One instance per app."""
+    """Handlers bound to one exchange context (one market). One instance per market and app."""
 
     def __init__(self, ctx: RestContext, *, rate_limit_override: int | None) -> None:
         self.ctx = ctx
         self.source = ctx.source
         self.market: Market = ctx.source.market
         self.futures = self.market.is_futures
+        self.root: str = _ROOT[self.market]
         self.paths = market_paths(self.market)
         self.auth_rules = FUTURES_RULES if self.futures else SPOT_RULES
         self.requests = 0  # REST requests seen (control endpoints excluded): the N of http@N
@@ -193,22 +219,14 @@ class _Api:
 
     # ------------------------------------------------------------------ middleware
 
-    @web.middleware
-    async def gate(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
+    async def gate(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
         """Charge, admit (429/418), inject ``http@N`` faults, run the handler, add the headers.
 
         Weight is charged even when the request then fails (the exchange charges failed
         requests too); a refused ``limit`` is charged as the default one. Control endpoints
-        (``/sim/...``) skip all of it.
+        (``/sim/...``) never get here (``_Router.dispatch``).
         """
         path = request.path
-        if path.startswith("/sim/"):
-            try:
-                return await handler(request)
-            except ApiError as exc:
-                return exc.response()
         self.ctx.client_seen()
         self.requests += 1
         n = self.requests
@@ -467,26 +485,6 @@ class _Api:
             return _json_response(_usdm_account(balances, now))
         return _json_response(_coinm_account(balances, now))
 
-    # ------------------------------------------------------------------ control endpoints
-
-    async def sim_truth(self, request: web.Request) -> web.Response:
-        """The true book: top ``limit`` levels as exact canonical strings, ID and checksum."""
-        default = self.source.symbols[0] if self.source.symbols else ""
-        symbol = (request.query.get("symbol") or default).upper()
-        if symbol not in self.source.symbols:
-            raise ApiError(400, -1121, "Invalid symbol.")
-        try:
-            limit = int(request.query.get("limit", "20"))
-        except ValueError:
-            raise ApiError(400, -1100, "Illegal characters found in parameter 'limit'.") from None
-        return _json_response(truth_summary(self.source, symbol, max(1, limit)))
-
-    async def sim_faults(self, request: web.Request) -> web.Response:
-        return _json_response(list(self.ctx.fault_log))
-
-    async def sim_violations(self, request: web.Request) -> web.Response:
-        return _json_response(self.ctx.violations)
-
 
 def truth_summary(source: MarketSource, symbol: str, limit: int) -> dict[str, Any]:
     """``/sim/truth``'s body: what a test compares a client's book with.
@@ -633,23 +631,111 @@ def _coinm_account(balances: Mapping[str, str], now: int) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ factory
 
 
+class _Router:
+    """The app's middleware and control endpoints: requests go to their market's ``_Api``."""
+
+    def __init__(self, apis: Sequence[_Api], control: ControlContext) -> None:
+        self.apis = list(apis)
+        self.control = control
+
+    def api_for(self, path: str) -> _Api:
+        """The market whose paths ``path`` is under; the first market for any other path
+        (charged and answered 404 there, as a one-market server does)."""
+        for api in self.apis:
+            if path.startswith(api.root):
+                return api
+        return self.apis[0]
+
+    @web.middleware
+    async def dispatch(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        if request.path.startswith("/sim/"):  # control: not charged, not faulted
+            try:
+                return await handler(request)
+            except ApiError as exc:
+                return exc.response()
+        return await self.api_for(request.path).gate(request, handler)
+
+    # ------------------------------------------------------------------ control endpoints
+
+    def _truth_api(self, symbol_text: str | None, market_text: str | None) -> tuple[_Api, str]:
+        """The market and symbol ``/sim/truth`` asks for (``market`` only needed when the
+        symbol is served on several markets; no symbol: the market's first one)."""
+        apis = self.apis
+        if market_text:
+            try:
+                market = Market.parse(market_text)
+            except ValueError:
+                raise _illegal("market", "spot|usdm|coinm") from None
+            apis = [api for api in apis if api.market is market]
+            if not apis:
+                raise ApiError(400, -1121, f"Market '{market.value}' is not served.")
+        if not symbol_text:
+            first = apis[0]
+            return first, first.source.symbols[0] if first.source.symbols else ""
+        symbol = symbol_text.upper()
+        holders = [api for api in apis if symbol in api.source.symbols]
+        if not holders:
+            raise ApiError(400, -1121, "Invalid symbol.")
+        if len(holders) > 1:
+            served = ", ".join(api.market.value for api in holders)
+            raise ApiError(
+                400, -1102, f"Mandatory parameter 'market' was not sent: {symbol} is served on {served}."
+            )
+        return holders[0], symbol
+
+    async def sim_truth(self, request: web.Request) -> web.Response:
+        """The true book: top ``limit`` levels as exact canonical strings, ID and checksum."""
+        api, symbol = self._truth_api(request.query.get("symbol"), request.query.get("market"))
+        if symbol not in api.source.symbols:
+            raise ApiError(400, -1121, "Invalid symbol.")
+        try:
+            limit = int(request.query.get("limit", "20"))
+        except ValueError:
+            raise ApiError(400, -1100, "Illegal characters found in parameter 'limit'.") from None
+        return _json_response(truth_summary(api.source, symbol, max(1, limit)))
+
+    async def sim_faults(self, request: web.Request) -> web.Response:
+        return _json_response(list(self.control.fault_log))
+
+    async def sim_violations(self, request: web.Request) -> web.Response:
+        return _json_response(dict(self.control.violations))
+
+
 def build_app(ctx: RestContext, *, rate_limit_override: int | None = None) -> web.Application:
     """The aiohttp application serving ``ctx.source``'s market with Binance's paths.
 
     ``rate_limit_override`` is the REQUEST_WEIGHT limit the guard enforces when it differs
     from the documented one, so ``exchangeInfo`` reports what is actually enforced.
     """
-    api = _Api(ctx, rate_limit_override=rate_limit_override)
-    app = web.Application(middlewares=[api.gate])
-    paths = api.paths
-    app.router.add_get(paths["ping"], api.ping)
-    app.router.add_get(paths["time"], api.time)
-    app.router.add_get(paths["exchangeInfo"], api.exchange_info)
-    app.router.add_get(paths["depth"], api.depth)
-    app.router.add_get(paths["bookTicker"], api.book_ticker)
-    app.router.add_get(paths["trades"], api.trades)
-    app.router.add_get(paths["account"], api.account)
-    app.router.add_get("/sim/truth", api.sim_truth)
-    app.router.add_get("/sim/faults", api.sim_faults)
-    app.router.add_get("/sim/violations", api.sim_violations)
+    return build_multi_app([(ctx, rate_limit_override)], control=ctx)
+
+
+def build_multi_app(
+    markets: Sequence[tuple[RestContext, int | None]], *, control: ControlContext
+) -> web.Application:
+    """One aiohttp application serving several markets: ``(context, rate_limit_override)``
+    per market (at most one context per market: their paths are the market's), each charged
+    against its own context's guard. ``control`` answers ``/sim/faults`` and
+    ``/sim/violations`` (the whole venue); ``/sim/truth`` looks the symbol up in every market.
+    """
+    if not markets:
+        raise ValueError("build_multi_app needs at least one market")
+    apis = [_Api(ctx, rate_limit_override=override) for ctx, override in markets]
+    seen = [api.market for api in apis]
+    if len(set(seen)) != len(seen):
+        raise ValueError(f"one context per market, got {', '.join(m.value for m in seen)}")
+    router = _Router(apis, control)
+    app = web.Application(middlewares=[router.dispatch])
+    for api in apis:
+        paths = api.paths
+        app.router.add_get(paths["ping"], api.ping)
+        app.router.add_get(paths["time"], api.time)
+        app.router.add_get(paths["exchangeInfo"], api.exchange_info)
+        app.router.add_get(paths["depth"], api.depth)
+        app.router.add_get(paths["bookTicker"], api.book_ticker)
+        app.router.add_get(paths["trades"], api.trades)
+        app.router.add_get(paths["account"], api.account)
+    app.router.add_get("/sim/truth", router.sim_truth)
+    app.router.add_get("/sim/faults", router.sim_faults)
+    app.router.add_get("/sim/violations", router.sim_violations)
     return app
