@@ -17,9 +17,11 @@ drain: a replay at maximum speed is "as fast as the client reads", never a memor
 
 Depth events are published under every diff-depth stream name of the market (``@depth``,
 ``@depth@100ms``, ...), because a subscriber names a speed and the hub matches names
-exactly; the recorded cadence is served whatever speed is asked for (a recording of
-``@100ms`` events cannot be re-timed into ``@1000ms`` ones without rewriting them). The same
-goes for partial depth (``@depth20@100ms``...). Derived streams (bookTicker, depthN) are
+exactly. A name whose update window is longer than the recorded cadence (``@depth``, 1000 ms
+on spot, from a ``@100ms`` recording; every futures speed from a ``@0ms`` one) gets the
+recorded events merged per window (``tickbook.sim.speeds.DepthMerger``), as the exchange
+builds its slower streams; other names get the events as recorded. Partial depth
+(``@depth20@100ms``...) is published after every depth event. Derived streams (bookTicker, depthN) are
 built by the source only while someone is subscribed to them (``set_derived``).
 
 Faults (``tickbook.sim.faults.FaultPlan``) are asked once per depth event *of a symbol* and the
@@ -52,6 +54,7 @@ from tickbook.signing import KeyRegistry, SigningKey
 from tickbook.sim.faults import Action, FaultPlan
 from tickbook.sim.market import DerivedStreams, Event, MarketSource
 from tickbook.sim.rest import DEFAULT_BALANCES, build_app, build_multi_app, truth_summary
+from tickbook.sim.speeds import DepthMerger, period_ms
 from tickbook.sim.ws import StreamHub, WsRules, WsServer
 
 __all__ = ["Exchange", "KeySpec", "Venue", "VenueFaults", "new_event_loop"]
@@ -200,6 +203,13 @@ class Exchange:
         self._trades: dict[str, collections.deque[bytes]] = {}
         self._depth_n: dict[str, int] = {}
         self._names: dict[str, tuple[str, ...]] = {}
+        # Per symbol, the diff-depth stream names and the merger of each slower one (None: as recorded).
+        self._depth_routes: dict[str, tuple[tuple[str, DepthMerger | None], ...]] = {}
+        self._mergers: list[tuple[str, str, DepthMerger]] = []  # (symbol, stream name, merger)
+        # Fault actions of the raw events inside each merged stream's open window: they apply to
+        # the merged event that carries those events (a dropped update drops its whole window, so
+        # the client sees an ID gap instead of silently missing levels).
+        self._window_actions: dict[str, tuple[Action, ...]] = {}
         self._derived_candidates = self._derived_names()
         self._derived_now: frozenset[str] = frozenset()
         self._client_seen: asyncio.Event | None = None  # created on the loop in start()
@@ -457,6 +467,7 @@ class Exchange:
             self.error = exc
             log.exception("the exchange's pacing loop stopped")
             return
+        self._close_windows(0, final=True)  # the last window of every merged stream
         self.hub.flush()
         self.finished_at = time.monotonic()
         self.finished.set()
@@ -549,25 +560,70 @@ class Exchange:
             self._derived_now = wanted
             src.set_derived(wanted)
 
+    def _routes(self, event: Event) -> tuple[tuple[str, DepthMerger | None], ...]:
+        """A symbol's diff-depth stream names, each with its merger if it is slower than recorded."""
+        routes = self._depth_routes.get(event.symbol)
+        if routes is None:
+            recorded = getattr(self._source, "depth_speeds", {}).get(event.symbol)
+            native = period_ms(self.market, recorded) if recorded is not None else 0
+            built = []
+            for name, speed in zip(self._stream_names(event), _DEPTH_SPEEDS[self.market], strict=True):
+                period = period_ms(self.market, speed)
+                merger = DepthMerger(period) if period > native else None
+                if merger is not None:
+                    self._mergers.append((event.symbol, name, merger))
+                built.append((name, merger))
+            routes = self._depth_routes[event.symbol] = tuple(built)
+        return routes
+
+    def _publish_depth(self, event: Event, actions: tuple[Action, ...] = ()) -> None:
+        """Publish a depth event on its streams: as recorded, or into the slower streams' windows."""
+        hub = self.hub
+        hook = self._hook
+        hook.symbol = event.symbol
+        for name, merger in self._routes(event):
+            if merger is None:
+                hook.actions = actions
+                hub.publish(name, event.payload)
+                continue
+            merged = merger.add(event.payload)
+            if merged is not None:  # this event opened a new window: the previous one is complete
+                hook.actions = self._window_actions.pop(name, ())
+                hub.publish(name, merged)
+            if actions:
+                self._window_actions[name] = (*self._window_actions.get(name, ()), *actions)
+        hook.actions = ()
+
+    def _close_windows(self, now_ms: int, *, final: bool = False) -> None:
+        """Publish the merged events of the windows that exchange time ``now_ms`` has closed."""
+        hook = self._hook
+        for symbol, name, merger in self._mergers:
+            merged = merger.flush() if final else merger.close_if_due(now_ms)
+            if merged is not None:
+                hook.symbol = symbol
+                hook.actions = self._window_actions.pop(name, ())
+                self.hub.publish(name, merged)
+        hook.actions = ()
+
     def _publish(self, events: list[Event]) -> None:
         """Publish one step's events under all their stream names; faults per symbol event."""
         hub = self.hub
         plan = self.plan
         self.steps += 1
         self.events += len(events)
+        if events and self._mergers:
+            self._close_windows(events[0].time_ms)
         for event in events:
-            names = self._stream_names(event)
             kind = event.kind
-            if kind == "depth" and plan is not None:
+            if kind == "depth":
+                if plan is None:
+                    self._publish_depth(event)
+                    continue
                 symbol = event.symbol
                 n = self._depth_n[symbol] = self._depth_n.get(symbol, 0) + 1
-                hook = self._hook
-                hook.symbol = symbol
-                hook.actions = plan.on_depth_event(symbol, n)
-                for name in names:
-                    hub.publish(name, event.payload)
-                hook.actions = ()
+                self._publish_depth(event, tuple(plan.on_depth_event(symbol, n)))
                 continue
+            names = self._stream_names(event)
             if kind == "trade":
                 trades = self._trades.get(event.symbol)
                 if trades is None:

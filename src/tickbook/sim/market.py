@@ -730,6 +730,9 @@ class RecordedMarket(_Source):
         self._next_u_lists: dict[str, list[int]] = {}
         self.skipped_stale: dict[str, int] = {}  # duplicate/stale depth events after the bridge, not served
         self.sources: list[str] = []
+        # Speed suffix of each symbol's recorded diff-depth stream ("@100ms", "@0ms", "" ...): the
+        # exchange merges these events for the slower stream names (tickbook.sim.speeds).
+        self.depth_speeds: dict[str, str] = {}
 
     # ---------------------------------------------------------------- loading
 
@@ -786,6 +789,8 @@ class RecordedMarket(_Source):
                 stream_name: str = wrapped.stream
                 lower, kind = _stream_channel(stream_name)
                 payload = bytes(wrapped.data)
+                if kind == "depth":
+                    self.depth_speeds.setdefault(lower.upper(), stream_name[len(lower) + len("@depth") :])
             elif data.startswith(b'{"e":"depthUpdate"'):  # a bare event (a /ws/ raw-stream recording)
                 payload = data
                 kind = "depth"

@@ -84,6 +84,12 @@ class DepthMerger:
             self._asks[price] = qty
         return out
 
+    def close_if_due(self, now_ms: int) -> bytes | None:
+        """The open window's event once exchange time ``now_ms`` is past the window's end."""
+        if self._first is not None and now_ms >= (self._window + 1) * self.period:
+            return self.flush()
+        return None
+
     def flush(self) -> bytes | None:
         """The open window's merged event (None if no event is pending)."""
         first, last = self._first, self._last
