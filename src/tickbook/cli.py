@@ -204,18 +204,24 @@ def _state_printer(replay: Replay, out: TextIO) -> Callable[[Any], None]:
     return show
 
 
-def _cmd_replay(args: argparse.Namespace) -> int:
-    impl = _load_impl(args.impl)
-    for path in args.files:
+def _load_recording_args(files: list[str], snapshot_args: list[str]) -> list[SnapshotFile]:
+    """Check the recording files are readable and load the ``--snapshot [SYMBOL=]FILE`` ones."""
+    for path in files:
         _check_readable(path)
     snapshots: list[SnapshotFile] = []
-    for text in args.snapshot:
+    for text in snapshot_args:
         symbol, path = parse_snapshot_arg(text)
         _check_readable(path)
         try:
             snapshots.append(SnapshotFile.load(path, symbol))
         except RecordingError as exc:
             raise UsageError(str(exc)) from None
+    return snapshots
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    impl = _load_impl(args.impl)
+    snapshots = _load_recording_args(args.files, args.snapshot)
 
     replay = Replay(
         market=args.market,
@@ -555,16 +561,7 @@ def _sim_sources(args: argparse.Namespace) -> list[Any]:
             raise UsageError(str(exc)) from None
     if args.events is not None:
         raise UsageError("--events goes with --generate")
-    for path in args.replay:
-        _check_readable(path)
-    snapshots: list[SnapshotFile] = []
-    for text in args.snapshot:
-        symbol, path = parse_snapshot_arg(text)
-        _check_readable(path)
-        try:
-            snapshots.append(SnapshotFile.load(path, symbol))
-        except RecordingError as exc:
-            raise UsageError(str(exc)) from None
+    snapshots = _load_recording_args(args.replay, args.snapshot)
     groups = _replay_groups(args.replay, args.market)
     if snapshots and len(groups) > 1:
         raise UsageError("--snapshot goes with recordings of one market; these files are of several")
