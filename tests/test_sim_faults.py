@@ -87,12 +87,46 @@ def test_scoping_options_and_whitespace() -> None:
         ("drop@1:often=2", "unknown option"),
         ("drop@1:every=2:every=3", "given twice"),
         ("delay@1:every=2:1", "must come last"),
+        ("drop@1:conn=0", "conn must be at least 1"),
+        ("drop@1:conn=x", "conn must be an integer"),
+        ("drop@1:conn=-2", "conn must be at least 1"),
+        ("drop@1:conn=1:conn=2", "given twice"),
+        ("drop@1:conn=1:5", "must come last"),
+        ("http@1:503:conn=1", "REST-side fault and takes no conn="),
+        ("stale-snapshot:conn=1", "REST-side fault and takes no conn="),
+        ("BTCUSDT:slow-snapshot@2:1:conn=2", "REST-side fault and takes no conn="),
+        ("skew:100:conn=1", "REST-side fault and takes no conn="),
     ],
 )
 def test_bad_tokens_name_the_token(token: str, message: str) -> None:
     with pytest.raises(ValueError, match=message) as info:
         parse_faults(f"dup@1,{token}")
     assert repr(token) in str(info.value)
+
+
+def test_conn_option_targets_one_connection() -> None:
+    faults = parse_faults("drop@500:conn=2, BTCUSDT:stall@100:3:conn=1,dup@7:every=5:count=2:conn=3")
+    assert faults == [
+        Fault("drop", 500, conn=2),
+        Fault("stall", 100, "BTCUSDT", seconds=3.0, conn=1),
+        Fault("dup", 7, every=5, count=2, conn=3),
+    ]
+    assert [f.token() for f in faults] == [
+        "drop@500:conn=2",
+        "BTCUSDT:stall@100:3:conn=1",
+        "dup@7:every=5:count=2:conn=3",
+    ]
+    assert parse_faults(",".join(f.token() for f in faults)) == faults
+    assert parse_faults("drop@1")[0].conn is None  # every connection, as before
+    plan = FaultPlan(faults, clock=lambda: 7.0)
+    assert plan.on_depth_event("BTCUSDT", 500) == [Action("drop", connection=2)]
+    assert plan.on_depth_event("BTCUSDT", 100) == [Action("stall", 3.0, connection=1)]
+    assert plan.on_depth_event("ETHUSDT", 100) == []  # the stall is scoped to BTCUSDT
+    assert [a.connection for a in FaultPlan.from_spec("drop@1").on_depth_event("X", 1)] == [None]
+    assert plan.log == [
+        {"kind": "drop", "symbol": "BTCUSDT", "at": 500, "time": 7.0, "conn": 2},
+        {"kind": "stall", "symbol": "BTCUSDT", "at": 100, "time": 7.0, "seconds": 3.0, "conn": 1},
+    ]
 
 
 def test_fires_at_with_every_and_count() -> None:
@@ -183,6 +217,7 @@ def test_scenario_files(tmp_path: Path) -> None:
         Fault("http", 3, status=503, count=2),
         Fault("skew", None, ms=1500),
         Fault("dup", 7),
+        Fault("stall", 4, "BTCUSDT", seconds=1.0, conn=2),
     ]
     as_json = tmp_path / "s.json"
     as_json.write_text(
@@ -194,6 +229,7 @@ def test_scenario_files(tmp_path: Path) -> None:
                     {"kind": "http", "at": 3, "status": 503, "count": 2},
                     {"kind": "skew", "ms": 1500},
                     "dup@7",
+                    {"kind": "stall", "at": 4, "symbol": "BTCUSDT", "seconds": 1, "conn": 2},
                 ]
             }
         )
@@ -208,9 +244,10 @@ def test_scenario_files(tmp_path: Path) -> None:
         '[[fault]]\nkind = "drop"\nat = 500\nsymbol = "BTCUSDT"\nevery = 1000\n\n'
         '[[fault]]\nkind = "delay"\nat = 10\nseconds = 0.5\n\n'
         '[[fault]]\nkind = "http"\nat = 3\nstatus = 503\ncount = 2\n\n'
-        '[[fault]]\nkind = "skew"\nms = 1500\n'
+        '[[fault]]\nkind = "skew"\nms = 1500\n\n'
+        '[[fault]]\nkind = "stall"\nat = 4\nsymbol = "BTCUSDT"\nseconds = 1.0\nconn = 2\n'
     )
-    assert load_scenario(as_toml) == [expected[4], *expected[:4]]
+    assert load_scenario(as_toml) == [expected[4], *expected[:4], expected[5]]
     toml_no_suffix = tmp_path / "scenario.txt"
     toml_no_suffix.write_text('faults = "drop@5,dup@6"\n')
     assert load_scenario(toml_no_suffix) == [Fault("drop", 5), Fault("dup", 6)]
@@ -231,6 +268,8 @@ def test_scenario_files(tmp_path: Path) -> None:
         ("42", "list of faults"),
         ("{not json nor = toml", "neither JSON nor TOML"),
         ('["explode@1"]', "unknown fault kind"),
+        ('{"faults": [{"kind": "http", "at": 1, "status": 503, "conn": 1}]}', "takes no conn="),
+        ('{"faults": [{"kind": "drop", "at": 1, "conn": 0}]}', "conn must be at least 1"),
     ],
 )
 def test_bad_scenarios(tmp_path: Path, content: str, message: str) -> None:

@@ -20,6 +20,7 @@ import uvloop
 from picows import WSCloseCode, WSFrame, WSHandshakeError, WSListener, WSMsgType, WSTransport, ws_connect
 
 from tickbook._types import Market
+from tickbook.sim.faults import FaultPlan
 from tickbook.sim.ws import (
     FaultAction,
     FaultActionLike,
@@ -773,6 +774,56 @@ def test_fault_observer_and_counting_per_stream() -> None:
             await asyncio.sleep(0.1)
             assert [_u(m) for m in cl.received] == [1, 101, 3, 103]
         assert seen == [("drop", "BTCUSDT", 2, 1), ("drop", "BTCUSDT", 2, 1)]
+
+    _run(main)
+
+
+def test_fault_aimed_at_one_connection() -> None:
+    seen: list[tuple[str, str, int, int]] = []
+    plan = FaultPlan.from_spec("drop@3:conn=2", clock=lambda: 1.0)
+
+    async def main() -> None:
+        hub = StreamHub(plan, fault_observer=lambda *a: seen.append(a))
+        path = "/ws/btcusdt@depth"
+        async with serve(hub=hub, **RELAXED) as (_h, server), connect(server.url + path) as (_t1, first):
+            await _subscribed(hub, "btcusdt@depth", 1)
+            async with connect(server.url + path) as (_t2, second):
+                await _subscribed(hub, "btcusdt@depth", 2)
+                assert sorted(conn.number for conn in hub._conns) == [1, 2]
+                for i in range(1, 6):
+                    hub.publish("btcusdt@depth", b'{"u":%d}' % i)
+                hub.flush()
+                while len(first.received) < 5 or len(second.received) < 4:
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.05)
+                assert [_u(m) for m in first.received] == [1, 2, 3, 4, 5]
+                assert [_u(m) for m in second.received] == [1, 2, 4, 5]
+        assert hub.faults_applied == {"drop": 1}
+        assert seen == [("drop", "BTCUSDT", 3, 1)]
+        assert plan.log == [{"kind": "drop", "symbol": "BTCUSDT", "at": 3, "time": 1.0, "conn": 2}]
+
+    _run(main)
+
+
+def test_connections_are_numbered_in_acceptance_order() -> None:
+    async def main() -> None:
+        hub = StreamHub(Plan({2: [FaultAction("drop", connection=1)]}))
+        async with serve(hub=hub, **RELAXED) as (_h, server):
+            async with connect(server.url + "/ws/btcusdt@depth") as (_t1, gone):
+                await _subscribed(hub, "btcusdt@depth", 1)
+            while hub.connection_count:
+                await asyncio.sleep(0.001)
+            # connection 1 left: a new one is number 2 (numbers are never reused), so no drop
+            async with connect(server.url + "/ws/btcusdt@depth") as (_t2, cl):
+                await _subscribed(hub, "btcusdt@depth", 1)
+                assert [conn.number for conn in hub._conns] == [2]
+                for i in range(1, 4):
+                    hub.publish("btcusdt@depth", b'{"u":%d}' % i)
+                hub.flush()
+                while len(cl.received) < 3:
+                    await asyncio.sleep(0.01)
+                assert [_u(m) for m in cl.received] == [1, 2, 3]
+            assert gone.received == []
 
     _run(main)
 

@@ -29,16 +29,20 @@ symbol only), the N-th snapshot request of each symbol, the N-th REST request
 of the server. Options may follow as ``:every=K`` (fire again every K
 messages after N) and ``:count=C`` (fire on C consecutive messages: N, N+1,
 ..., N+C-1; ``drop@500:count=10`` is a gap of ten events,
-``http@1:503:count=3`` fails the first three requests).
+``http@1:503:count=3`` fails the first three requests). Depth faults also take
+``:conn=K``: apply only on the K-th WebSocket connection the market's server
+accepted (1-based, in acceptance order; ``drop@500:conn=2``,
+``BTCUSDT:stall@100:3:conn=1``); without it a depth fault applies to every
+connection carrying the stream. REST-side faults reject ``conn``.
 
 A scenario file holds the same faults, longer sequences being easier to
 write there: JSON (``{"faults": [...]}`` or a bare list) or TOML
 (``faults = [...]`` and/or ``[[fault]]`` tables); each item is a spec token
-string or a table ``{kind, at, symbol, seconds, status, ms, every, count}``.
+string or a table ``{kind, at, symbol, seconds, status, ms, every, count, conn}``.
 
 The servers consult a ``FaultPlan``: ``on_depth_event`` once per depth event
 of a symbol (its actions apply to every connection that carries the
-symbol's depth stream), ``on_snapshot`` per depth snapshot request,
+symbol's depth stream, or only to ``Action.connection`` when set), ``on_snapshot`` per depth snapshot request,
 ``on_rest_request`` per REST request, ``clock_skew_ms`` when they read the
 clock. Every fault that fires is appended to ``FaultPlan.log``.
 """
@@ -87,6 +91,7 @@ KINDS: Final = (*DEPTH_KINDS, *SNAPSHOT_KINDS, "http", "skew")
 _SECONDS_KINDS: Final = ("delay", "stall", "slow-snapshot")  # take a duration in seconds
 _SYMBOL: Final = re.compile(r"^[A-Za-z0-9_]{1,32}$")
 _HEAD: Final = re.compile(r"^([a-z-]+)(?:@(.*))?$")
+_OPTIONS: Final = ("every", "count", "conn")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,7 @@ class Fault:
     ms: int | None = None  # skew
     every: int | None = None  # fire again every K messages after ``at``
     count: int = 1  # fire on this many consecutive messages
+    conn: int | None = None  # depth faults: only on the K-th accepted connection (1-based); None: all
 
     def fires_at(self, n: int) -> bool:
         """Whether this fault fires on message number ``n``."""
@@ -127,6 +133,8 @@ class Fault:
             text += f":every={self.every}"
         if self.count != 1:
             text += f":count={self.count}"
+        if self.conn is not None:
+            text += f":conn={self.conn}"
         return f"{self.symbol}:{text}" if self.symbol else text
 
 
@@ -136,12 +144,15 @@ class Action:
 
     ``kind`` is a fault kind of ``DEPTH_KINDS``; ``seconds`` the delay or stall
     length; ``data`` the bytes to send instead of the event (``malformed``) or
-    before it (``unknown``). ``fault`` is the scheduled fault that fired.
+    before it (``unknown``). ``connection`` the number of the one connection it
+    applies to (the K-th the server accepted, 1-based), None for every
+    connection. ``fault`` is the scheduled fault that fired.
     """
 
     kind: str
     seconds: float = 0.0
     data: bytes = b""
+    connection: int | None = None
     fault: Fault | None = field(default=None, compare=False)
 
 
@@ -250,14 +261,14 @@ def _parse_token(token: str) -> Fault:
     for part in parts[1:]:
         name, eq, value = part.partition("=")
         if eq:
-            if name not in ("every", "count"):
-                raise _bad(token, f"unknown option {name!r} (options: every=K, count=C)")
+            if name not in _OPTIONS:
+                raise _bad(token, f"unknown option {name!r} (options: every=K, count=C, conn=K)")
             if name in options:
                 raise _bad(token, f"option {name!r} given twice")
             options[name] = _int(token, value, name, minimum=1)
         else:
             if options:
-                raise _bad(token, "options (every=, count=) must come last")
+                raise _bad(token, "options (every=, count=, conn=) must come last")
             args.append(part)
     at = _int(token, at_text, "N", minimum=1) if at_text is not None else None
     seconds = status = ms = None
@@ -284,9 +295,12 @@ def _parse_token(token: str) -> Fault:
         ms = _int(token, args[0], "MILLISECONDS")
     if symbol is not None and kind in ("http", "skew"):
         raise _bad(token, f"{kind} applies to the whole server and cannot be scoped to a symbol")
-    if kind == "skew" and options:
+    if kind == "skew" and options.keys() - {"conn"}:
         raise _bad(token, "skew takes no every=/count= options")
-    return Fault(kind, at, symbol, seconds, status, ms, options.get("every"), options.get("count", 1))
+    if "conn" in options and kind not in DEPTH_KINDS:
+        raise _bad(token, f"{kind} is a REST-side fault and takes no conn= (only depth faults do)")
+    every, count, conn = options.get("every"), options.get("count", 1), options.get("conn")
+    return Fault(kind, at, symbol, seconds, status, ms, every, count, conn)
 
 
 def parse_faults(spec: str) -> list[Fault]:
@@ -299,7 +313,7 @@ def parse_faults(spec: str) -> list[Fault]:
     return faults
 
 
-_ITEM_KEYS: Final = {"kind", "at", "symbol", "seconds", "status", "ms", "every", "count"}
+_ITEM_KEYS: Final = {"kind", "at", "symbol", "seconds", "status", "ms", "every", "count", "conn"}
 
 
 def _from_item(item: Any, where: str) -> Fault:
@@ -320,7 +334,7 @@ def _from_item(item: Any, where: str) -> Fault:
     for key in ("seconds", "status", "ms"):
         if item.get(key) is not None:
             token += f":{item[key]}"
-    for key in ("every", "count"):
+    for key in _OPTIONS:
         if item.get(key) is not None:
             token += f":{key}={item[key]}"
     if item.get("symbol") is not None:
@@ -431,7 +445,8 @@ class FaultPlan:
         """What to do with the ``n``-th depth event (1-based) of ``symbol``: [] means send it as is.
 
         Call once per depth event of the symbol, before sending it; the actions
-        (in spec order) apply to every connection carrying its depth stream.
+        (in spec order) apply to every connection carrying its depth stream, or
+        only to the ``connection``-th accepted one when an action names it.
         """
         if n < self._depth_from:
             return []
@@ -445,8 +460,10 @@ class FaultPlan:
                 elif kind == "unknown":
                     data = unknown_event(symbol, 0)
                 seconds = fault.seconds or 0.0
-                actions.append(Action(kind, seconds, data, fault))
-                details = {"seconds": seconds} if kind in _SECONDS_KINDS else {}
+                actions.append(Action(kind, seconds, data, fault.conn, fault))
+                details: dict[str, Any] = {"seconds": seconds} if kind in _SECONDS_KINDS else {}
+                if fault.conn is not None:
+                    details["conn"] = fault.conn
                 self._record(kind, symbol, n, **details)
         return actions
 

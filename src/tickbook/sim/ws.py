@@ -20,8 +20,9 @@ Two objects, split so the exchange loop never touches a socket:
   counted in ``violations`` so a client's tests can assert it never broke a rule.
 
 Faults (``FaultHook``) are asked once per published diff-depth event and applied to every
-connection subscribed to that stream, at publish/flush time: drop, dup, reorder, delay, stall,
-close, disconnect, malformed, unknown.
+connection subscribed to that stream (or, for an action with a ``connection`` number, only to
+the connection the hub accepted as that number, see ``_Connection.number``), at publish/flush
+time: drop, dup, reorder, delay, stall, close, disconnect, malformed, unknown.
 
 Backpressure: when a connection's transport buffer passes ``WsRules.write_high_water`` (or a
 stalled connection's queue grows long) the hub reports ``congested``; a loop that replays "as
@@ -132,7 +133,12 @@ class WsRules:
 
 
 class FaultActionLike(Protocol):
-    """One thing to do to a depth event: ``kind`` (see ``FAULT_KINDS``), ``seconds`` for timed ones."""
+    """One thing to do to a depth event: ``kind`` (see ``FAULT_KINDS``), ``seconds`` for timed ones.
+
+    An action may also carry ``connection`` (``int | None``): apply it only on the connection
+    the hub accepted as that number (1-based, in acceptance order); absent or None: on every
+    connection carrying the stream.
+    """
 
     @property
     def kind(self) -> str: ...
@@ -157,6 +163,7 @@ class FaultAction:
 
     kind: str
     seconds: float = 0.0
+    connection: int | None = None  # only on the connection accepted as this number; None: all
 
 
 #: drop: not sent (a gap); dup/duplicate: sent twice; reorder: held and sent after the stream's
@@ -301,6 +308,7 @@ class StreamHub:
         self._subs: dict[str, list[_Connection]] = {}
         self._prefixes: dict[str, bytes] = {}
         self._conns: list[_Connection] = []
+        self._accepted = 0  # connections attached so far: the last one's ``number``
         self._depth_symbol: dict[str, str | None] = {}
         self._depth_n: dict[str, int] = {}
         self._held: dict[str, list[tuple[_Connection, list[bytes]]]] = {}
@@ -453,6 +461,8 @@ class StreamHub:
     # -- connections (used by WsServer) --------------------------------------------------------
 
     def _attach(self, conn: _Connection) -> None:
+        self._accepted += 1
+        conn.number = self._accepted
         self._conns.append(conn)
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
@@ -585,22 +595,30 @@ class StreamHub:
         self, stream: str, payload: bytes, symbol: str, n: int, actions: Sequence[FaultActionLike]
     ) -> None:
         """The slow path of ``publish``: this event has faults, or an earlier one waits to follow it."""
-        kinds: dict[str, float] = {}
+        common: dict[str, float] = {}  # kind -> seconds, on every connection
+        targeted: dict[int, dict[str, float]] = {}  # connection number -> its own kinds
         for action in actions:
             kind = "dup" if action.kind == "duplicate" else action.kind
             if kind not in FAULT_KINDS:
                 log.error("ignoring unknown fault action %r (known: %s)", action.kind, sorted(FAULT_KINDS))
                 continue
-            kinds[kind] = float(action.seconds)
+            target: int | None = getattr(action, "connection", None)
+            (common if target is None else targeted.setdefault(target, {}))[kind] = float(action.seconds)
         subs = list(self._subs.get(stream, ()))
         held = self._held.pop(stream, None)
         loop = self._get_loop()
-        for kind in kinds:
+        applied = [(kind, len(subs)) for kind in common]
+        for target, target_kinds in targeted.items():
+            hits = sum(1 for conn in subs if conn.number == target)
+            applied += [(kind, hits) for kind in target_kinds]
+        for kind, connections in applied:
             self.faults_applied[kind] += 1
             if self._fault_observer is not None:
-                self._fault_observer(kind, symbol, n, len(subs))
+                self._fault_observer(kind, symbol, n, connections)
         self.frames += len(subs)
         for conn in subs:
+            own = targeted.get(conn.number)
+            kinds = common if own is None else {**common, **own}
             parts = self._frame_parts(conn, stream, payload)
             if "malformed" in kinds:
                 whole = b"".join(parts[1:])
@@ -724,6 +742,7 @@ class _Connection(WSListener):
         self.hub = server.hub
         self.rules = server.rules
         self.id = cid
+        self.number = 0  # set by the hub on connect: 1 for the first connection it accepted, ...
         self.route = route
         self.combined = combined
         self.initial_streams = streams
