@@ -24,6 +24,7 @@ Secrets never appear in ``repr``/``str`` of any object here, nor in error messag
 
 from __future__ import annotations
 
+import abc
 import base64
 import binascii
 import enum
@@ -158,7 +159,7 @@ class HmacKey:
     __str__ = __repr__
 
 
-class _AsymmetricKey:
+class _AsymmetricKey(abc.ABC):
     """Shared code of the RSA and Ed25519 client keys (PEM private key, base64 signatures)."""
 
     __slots__ = ("_private", "api_key")
@@ -177,11 +178,13 @@ class _AsymmetricKey:
             raise KeyLoadError(f"{type(self).__name__}: not a loadable PEM private key") from None
         self._private = self._accept(key)
 
+    @abc.abstractmethod
     def _accept(self, key: object) -> RSAPrivateKey | Ed25519PrivateKey:
-        raise NotImplementedError
+        """Return the key if it is of this class's algorithm (and size), else raise KeyLoadError."""
 
+    @abc.abstractmethod
     def sign_raw(self, payload: bytes) -> bytes:
-        raise NotImplementedError
+        """The raw signature bytes of ``payload``."""
 
     def sign(self, payload: str | bytes) -> str:
         """Base64 signature of the payload bytes (not yet percent-encoded)."""
