@@ -8,8 +8,12 @@ test only because both call the same function.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 # A standard book used by many tests: tick size 0.01 (price scale 2), step 0.001 (qty scale 3).
@@ -116,3 +120,29 @@ def snap(book: Any, last_update_id: int, bids: Any = None, asks: Any = None, lim
     )
     book._check()
     return result
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli_env() -> dict[str, str]:
+    """The environment for running ``python -m tickbook`` from the source tree in a subprocess."""
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
+
+
+def assert_sim_usage_error(args: list[str], message: str) -> None:
+    """``tickbook sim ARGS`` stops with exit status 2 and a one-line message, no traceback."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tickbook", "sim", *args],
+        capture_output=True,
+        env=cli_env(),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr.decode()
+    assert b"Traceback" not in done.stderr
+    assert done.stdout == b""

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import aiohttp
 import pytest
 
 import tickbook
+from _helpers import assert_sim_usage_error, cli_env
 from tickbook._types import Applied, OutOfSyncReason, SyncState
 from tickbook.sim.exchange import Exchange, new_event_loop
 from tickbook.sim.market import GeneratedMarket, RecordedMarket
@@ -255,13 +255,6 @@ def test_exchange_lifecycle_in_one_loop() -> None:
 # ------------------------------------------------------------------------------------ the CLI
 
 
-def _env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
-    }
-
-
 def _ping(url: str) -> Any:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(url + "/api/v3/ping", timeout=10) as response:
@@ -271,7 +264,7 @@ def _ping(url: str) -> Any:
 def test_cli_serves_then_exits_after_the_replay() -> None:
     cmd = [sys.executable, "-m", "tickbook", "sim", "--replay", str(SPOT[0]), "--max-speed"]
     cmd += ["--exit-after-replay", "--port", "0", "--wait-for-client"]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env()) as proc:
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env()) as proc:
         try:
             assert proc.stdout is not None
             first = json.loads(proc.stdout.readline())
@@ -293,7 +286,7 @@ def test_cli_serves_then_exits_after_the_replay() -> None:
 
 def test_cli_stops_on_sigterm() -> None:
     cmd = [sys.executable, "-m", "tickbook", "sim", "--generate", "BTCUSDT", "--market", "coinm"]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env()) as proc:
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env()) as proc:
         try:
             assert proc.stdout is not None
             first = json.loads(proc.stdout.readline())
@@ -320,14 +313,4 @@ def test_cli_stops_on_sigterm() -> None:
     ],
 )
 def test_cli_usage_errors(args: list[str], message: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "tickbook", "sim", *args],
-        capture_output=True,
-        env=_env(),
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 2, done.stderr
-    assert message in done.stderr.decode()
-    assert b"Traceback" not in done.stderr
-    assert done.stdout == b""
+    assert_sim_usage_error(args, message)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import urllib.error
@@ -26,6 +25,7 @@ import aiohttp
 import pytest
 
 import tickbook
+from _helpers import assert_sim_usage_error, cli_env
 from tickbook._types import Applied
 from tickbook.sim.exchange import Exchange, Venue, new_event_loop
 from tickbook.sim.faults import FaultPlan
@@ -267,17 +267,10 @@ def test_venue_rejects_what_it_cannot_serve() -> None:
 # ------------------------------------------------------------------------------------ the CLI
 
 
-def _env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
-    }
-
-
 def test_cli_serves_spot_and_usdm_recordings_together() -> None:
     cmd = [sys.executable, "-m", "tickbook", "sim", "--replay", *map(str, SPOT + USDM), "--max-speed"]
     cmd += ["--exit-after-replay", "--wait-for-client"]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env()) as proc:
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env()) as proc:
         try:
             assert proc.stdout is not None
             first = json.loads(proc.stdout.readline())
@@ -321,14 +314,4 @@ def test_cli_serves_spot_and_usdm_recordings_together() -> None:
     ],
 )
 def test_cli_multi_market_usage_errors(args: list[str], message: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "tickbook", "sim", *args],
-        capture_output=True,
-        env=_env(),
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 2, done.stderr
-    assert message in done.stderr.decode()
-    assert b"Traceback" not in done.stderr
-    assert done.stdout == b""
+    assert_sim_usage_error(args, message)
