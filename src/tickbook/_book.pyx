@@ -296,22 +296,43 @@ cdef inline Py_ssize_t skip_ws(const char* p, Py_ssize_t i, Py_ssize_t n) noexce
     return i
 
 
-def _side_texts(levels):
-    """The (price, qty) texts of a well-formed side, or None when its shape is wrong."""
-    if isinstance(levels, (bytes, str)) or PyObject_CheckBuffer(levels):
-        try:
-            return _LEVELS_DECODER.decode(levels if isinstance(levels, (bytes, str))
-                                          else bytes(memoryview(levels)))
-        except msgspec.DecodeError:
-            return None
+def _decode_levels(text):
+    """JSON text of one side -> its (price, qty) string pairs; the whole shape is checked."""
+    try:
+        return _LEVELS_DECODER.decode(text)
+    except msgspec.DecodeError as exc:   # also ValidationError: the wrong shape
+        raise LevelsFormatError(f"levels are not a JSON array of [price, qty] strings: {exc}") from None
+
+
+def _check_pairs(levels):
+    """The shape rules for a Python sequence of pairs (numbers not read); returns it."""
     if not isinstance(levels, (list, tuple)) and not isinstance(levels, Sequence):
-        return None
-    for pair in levels:
+        raise LevelsFormatError(
+            f"levels must be JSON text or a sequence of [price, qty] pairs, got {type(levels).__name__}")
+    for j, pair in enumerate(levels):
         if (isinstance(pair, _TEXT_TYPES) or not isinstance(pair, (list, tuple, Sequence))
-                or len(pair) != 2 or not isinstance(pair[0], _TEXT_TYPES)
-                or not isinstance(pair[1], _TEXT_TYPES)):
-            return None
+                or len(pair) != 2):
+            raise LevelsFormatError(f"level {j} is not a [price, qty] pair: {pair!r}")
+        if not isinstance(pair[0], _TEXT_TYPES) or not isinstance(pair[1], _TEXT_TYPES):
+            raise LevelsFormatError(f"level {j} must hold two strings, got {pair!r}")
     return levels
+
+
+def _side_pairs(levels):
+    """One side in any accepted form -> its (price, qty) texts; LevelsFormatError if malformed."""
+    if isinstance(levels, (bytes, str)):
+        return _decode_levels(levels)
+    if PyObject_CheckBuffer(levels):
+        return _decode_levels(bytes(memoryview(levels)))
+    return _check_pairs(levels)
+
+
+def _side_texts(levels):
+    """``_side_pairs``, or None when the side's shape is wrong (scale inference skips it)."""
+    try:
+        return _side_pairs(levels)
+    except LevelsFormatError:
+        return None
 
 
 cdef int _max_decimals(object pairs, int* price_dec, int* qty_dec) except -1:
@@ -942,44 +963,14 @@ cdef class OrderBook:
             return self._parse_json_slow(p, n, start)
         return count
 
-    def _check_shape(self, levels):
-        """Raise LevelsFormatError if one side is not a well-formed list of two-string pairs."""
-        if isinstance(levels, (bytes, str)) or PyObject_CheckBuffer(levels):
-            text = levels if isinstance(levels, (bytes, str)) else bytes(memoryview(levels))
-            try:
-                _LEVELS_DECODER.decode(text)
-            except msgspec.DecodeError as exc:
-                raise LevelsFormatError(
-                    f"levels are not a JSON array of [price, qty] strings: {exc}") from None
-        else:
-            self._parse_seq_shape(levels)
-
-    def _parse_seq_shape(self, levels):
-        """The reference's shape rules for a Python sequence of pairs (numbers not read)."""
-        if not isinstance(levels, (list, tuple)) and not isinstance(levels, Sequence):
-            raise LevelsFormatError(
-                f"levels must be JSON text or a sequence of [price, qty] pairs, got {type(levels).__name__}")
-        for j, pair in enumerate(levels):
-            if (isinstance(pair, _TEXT_TYPES) or not isinstance(pair, (list, tuple, Sequence))
-                    or len(pair) != 2):
-                raise LevelsFormatError(f"level {j} is not a [price, qty] pair: {pair!r}")
-            if not isinstance(pair[0], _TEXT_TYPES) or not isinstance(pair[1], _TEXT_TYPES):
-                raise LevelsFormatError(f"level {j} must hold two strings, got {pair!r}")
-
     cdef Py_ssize_t _parse_json_slow(self, const char* p, Py_ssize_t n, Py_ssize_t start) except -1:
-        data = PyBytes_FromStringAndSize(p, n)
-        try:
-            levels = _LEVELS_DECODER.decode(data)
-        except msgspec.DecodeError as exc:   # also ValidationError: the wrong shape
-            raise LevelsFormatError(f"levels are not a JSON array of [price, qty] strings: {exc}") from None
-        return self._parse_seq(levels, start)
+        return self._parse_seq(_decode_levels(PyBytes_FromStringAndSize(p, n)), start)
 
     cdef Py_ssize_t _parse_seq(self, object seq, Py_ssize_t start) except -1:
         """A Python sequence of (price, qty) pairs: the whole side's shape first, then the numbers."""
         cdef Py_ssize_t j = 0
-        self._parse_seq_shape(seq)
+        _check_pairs(seq)
         self._ensure_scratch(start + len(seq))
-        j = 0
         for pair in seq:
             self._px[start + j] = parse_item(pair[0], self._pscale)
             self._qty[start + j] = parse_item(pair[1], self._qscale)
@@ -1039,7 +1030,7 @@ cdef class OrderBook:
             try:
                 nb = self._parse_side(bids, 0)
             except DecimalError:
-                self._check_shape(asks)     # the reference reads both shapes before any number
+                _side_pairs(asks)           # the reference reads both shapes before any number
                 raise
             na = self._parse_side(asks, nb)
             side_load(&new_bids, self._px, self._qty, nb)
