@@ -41,6 +41,8 @@ CYTHON_REQUIREMENT = "Cython>=3.1,<4"
 # To add a module, add a line here; cimported .pxd files are tracked by Cython itself.
 MODULES: list[tuple[str, list[str]]] = [
     ("tickbook._book", [str(SRC / "_book.pyx")]),
+    # A Cython consumer of _book.pxd (apply_diff_raw, best_*_c): the C interface, tested.
+    ("tickbook._raw_feed", [str(SRC / "_raw_feed.pyx")]),
 ]
 
 PROFILES = ("release", "debug")

@@ -120,6 +120,7 @@ cdef class OrderBook:
     cdef int _apply_parsed(self, Py_ssize_t nb, Py_ssize_t na, int64_t final_id) except -1
     cdef void _undo(self, Py_ssize_t nb, Py_ssize_t done) noexcept
     cdef int _classify(self, int64_t first_id, int64_t final_id, int64_t prev_final_id) noexcept
+    cdef int _gate(self, int64_t U, int64_t u, int64_t pu) except -1
     cdef int _buffer_event(self, int64_t first_id, int64_t final_id, object pu, object bids,
                            object asks) except -1
     cdef int _set_state(self, int state, int reason, str detail) except -1

@@ -90,11 +90,11 @@ cdef tuple _STATES = tuple(SyncState(i) for i in range(4))
 cdef tuple _REASONS = tuple(OutOfSyncReason(i) for i in range(6))
 cdef tuple _SNAPSHOT_RESULTS = tuple(SnapshotResult(i) for i in range(4))
 
-cdef int MAX_SCALE = 18
 cdef int64_t NO_KEY = INT64_MIN     # best key of an empty side, for change detection
 
-# Level quantities beyond this many blocks' worth of slack get merged back.
-cdef int32_t SNAPSHOT_FILL = BLOCK_CAP * 3 // 4   # leave room near every block for inserts
+# Block fill: a snapshot fills blocks to 3/4 (room for inserts near any level); a block that
+# drops below 1/4 is folded into a neighbour when the two fit in 3/4 (bounds bytes per level).
+cdef int32_t SNAPSHOT_FILL = BLOCK_CAP * 3 // 4
 cdef int32_t MERGE_BELOW = BLOCK_CAP // 4
 cdef int32_t MERGE_MAX = BLOCK_CAP * 3 // 4
 
@@ -1088,7 +1088,6 @@ cdef class OrderBook:
         cdef int64_t U = id_arg(first_id, "U (first update ID)")
         cdef int64_t u = id_arg(final_id, "u (final update ID)")
         cdef int64_t pu = -1
-        cdef int verdict
         cdef Py_ssize_t nb, na
         cdef int flags
         if self._futures:
@@ -1099,57 +1098,53 @@ cdef class OrderBook:
             prev_final_id = None                # spot events carry no pu
         if U > u:
             raise BookError(f"{self._symbol}: event U={U} > u={u}")
-        if self._state == STATE_WAITING_FOR_SNAPSHOT or self._state == STATE_OUT_OF_SYNC:
-            self._buffer_event(U, u, prev_final_id, bids, asks)
-            return F_BUFFERED
-        verdict = self._classify(U, u, pu)
-        if verdict == F_STALE:
-            self._n_stale += 1
-            return F_STALE
-        if verdict == F_GAP:
-            self._on_gap(U, u, pu)
-            self._buffer_event(U, u, prev_final_id, bids, asks)
-            return F_GAP
-        nb = self._parse_side(bids, 0)
-        na = self._parse_side(asks, nb)
-        flags = self._apply_parsed(nb, na, u)
-        if flags == F_CROSSED:
+        flags = self._gate(U, u, pu)
+        if flags == 0:
+            nb = self._parse_side(bids, 0)
+            na = self._parse_side(asks, nb)
+            flags = self._apply_parsed(nb, na, u)
+            if flags != F_CROSSED:
+                return flags
+        if flags != F_STALE:                    # buffered, gap or crossed: kept for the resync
             self._buffer_event(U, u, prev_final_id, bids, asks)
         return flags
 
     cdef int apply_diff_raw(self, int64_t first_id, int64_t final_id, int64_t prev_final_id,
                             const char* bids, Py_ssize_t bids_len,
                             const char* asks, Py_ssize_t asks_len) except -1:
-        cdef int verdict
         cdef Py_ssize_t nb, na
         cdef int flags
         if first_id < 0 or first_id > final_id:
             raise BookError(f"{self._symbol}: bad update IDs U={first_id}, u={final_id}")
-        if self._state == STATE_WAITING_FOR_SNAPSHOT or self._state == STATE_OUT_OF_SYNC:
-            self._buffer_event(first_id, final_id, prev_final_id if self._futures else None,
-                               PyBytes_FromStringAndSize(bids, bids_len),
-                               PyBytes_FromStringAndSize(asks, asks_len))
-            return F_BUFFERED
-        verdict = self._classify(first_id, final_id, prev_final_id)
-        if verdict == F_STALE:
-            self._n_stale += 1
-            return F_STALE
-        if verdict == F_GAP:
-            self._on_gap(first_id, final_id, prev_final_id)
-            self._buffer_event(first_id, final_id, prev_final_id if self._futures else None,
-                               PyBytes_FromStringAndSize(bids, bids_len),
-                               PyBytes_FromStringAndSize(asks, asks_len))
-            return F_GAP
-        if self._pscale < 0 or self._qscale < 0:
-            raise BookError(f"{self._symbol}: scales unknown before the first snapshot")
-        nb = self._parse_json(bids, bids_len, 0)
-        na = self._parse_json(asks, asks_len, nb)
-        flags = self._apply_parsed(nb, na, final_id)
-        if flags == F_CROSSED:
+        flags = self._gate(first_id, final_id, prev_final_id)
+        if flags == 0:
+            if self._pscale < 0 or self._qscale < 0:
+                raise BookError(f"{self._symbol}: scales unknown before the first snapshot")
+            nb = self._parse_json(bids, bids_len, 0)
+            na = self._parse_json(asks, asks_len, nb)
+            flags = self._apply_parsed(nb, na, final_id)
+            if flags != F_CROSSED:
+                return flags
+        if flags != F_STALE:                    # the caller's spans do not outlive the call: copy
             self._buffer_event(first_id, final_id, prev_final_id if self._futures else None,
                                PyBytes_FromStringAndSize(bids, bids_len),
                                PyBytes_FromStringAndSize(asks, asks_len))
         return flags
+
+    cdef int _gate(self, int64_t U, int64_t u, int64_t pu) except -1:
+        """The sync decision, before anything is parsed: 0 to apply the event, F_STALE to
+        ignore it, F_BUFFERED or F_GAP for the caller to keep it for the (re)sync."""
+        cdef int verdict
+        if self._state == STATE_WAITING_FOR_SNAPSHOT or self._state == STATE_OUT_OF_SYNC:
+            return F_BUFFERED
+        verdict = self._classify(U, u, pu)
+        if verdict == F_STALE:
+            self._n_stale += 1
+        elif verdict == F_GAP:
+            self._on_gap(U, u, pu)
+        else:
+            return 0
+        return verdict
 
     cdef int _classify(self, int64_t U, int64_t u, int64_t pu) noexcept:
         """The rules of tickbook._rules, in C: F_APPLIED, F_STALE or F_GAP (gap or no bridge)."""
