@@ -27,7 +27,8 @@ import pytest
 
 import tickbook
 from _helpers import assert_sim_usage_error, cli_env
-from tickbook._types import Applied, OutOfSyncReason, SyncState
+from _sim_client import follow_procedure
+from tickbook._types import OutOfSyncReason, SyncState
 from tickbook.sim.exchange import Exchange, new_event_loop
 from tickbook.sim.market import GeneratedMarket, RecordedMarket
 from tickbook.sim.pytest_plugin import ExchangeHandle, exchange
@@ -41,8 +42,6 @@ SPOT = [ROOT / "data/real/hftbacktest/spot/btcusdt_20240808.gz"]
 USDM = [ROOT / "data/real/hftbacktest/usdm/btcusdt_20240718.gz"]
 HEAD1000 = ROOT / "data/real/derived/binance_spot_btcusdt_20240808_depth_head1000.jsonl"  # no snapshot
 STREAM = {"spot": "btcusdt@depth@100ms", "usdm": "btcusdt@depth@100ms"}
-DEPTH = {"spot": "/api/v3/depth", "usdm": "/fapi/v1/depth"}
-SNAPSHOT_LIMIT = {"spot": 5000, "usdm": 1000}
 
 
 def run(coro: Any, timeout: float = 20.0) -> Any:
@@ -58,70 +57,20 @@ def apply(book: Any, data: dict[str, Any]) -> int:
     return flags
 
 
-async def sync_client(
-    ex: ExchangeHandle, market: str, pause_at: int, stream: str | None = None
-) -> tuple[Any, int, int]:
-    """The documented procedure: subscribe, buffer, snapshot, bridge, apply until the end.
-
-    The replay stops itself after step ``pause_at`` (set before the client connects), so the
-    snapshot lands at a known point in the middle of it whatever the machine's speed: the
-    client buffers the events before it, fetches the snapshot, lets the replay go on, buffers
-    events newer than the snapshot too, and only then applies the snapshot: the book must
-    drop the stale buffered events, bridge, and replay the newer ones. Returns the book, the
-    snapshot's lastUpdateId and the number of events received.
-    """
-    stream = stream or STREAM[market]
-    book = tickbook.OrderBook("BTCUSDT", market)
-    received = 0
-    newer = 0  # buffered events past the snapshot
-    snap: dict[str, Any] | None = None
-    applied_snapshot = False
-    loop = asyncio.get_running_loop()
-
-    async def final_id() -> int | None:
-        """The truth's last ID once the replay is over (None before)."""
-        if not await loop.run_in_executor(None, lambda: ex.finished):
-            return None
-        truth = await loop.run_in_executor(None, ex.truth, "BTCUSDT")
-        return int(truth["lastUpdateId"])
-
+async def sync_client(ex: ExchangeHandle, market: str, stream: str | None = None) -> tuple[Any, int, int]:
+    """The documented procedure against one market's exchange (see ``_sim_client``)."""
     async with aiohttp.ClientSession() as session:
-        url = f"{ex.ws_url}/stream?streams={stream}"
-        async with session.ws_connect(url, max_msg_size=0) as ws:
-            final: int | None = None
-            while final is None or book.last_update_id < final:
-                try:
-                    msg = await ws.receive(timeout=0.5)
-                except TimeoutError:
-                    final = await final_id()
-                    continue
-                assert msg.type == aiohttp.WSMsgType.TEXT, msg
-                wrapped = json.loads(msg.data)
-                assert wrapped["stream"] == stream
-                data = wrapped["data"]
-                flags = apply(book, data)
-                received += 1
-                assert not flags & (Applied.GAP | Applied.CROSSED), book.reason_detail
-                if snap is None:
-                    assert flags & Applied.BUFFERED
-                    await loop.run_in_executor(None, ex.wait_paused)
-                    path = f"{DEPTH[market]}?symbol=BTCUSDT&limit={SNAPSHOT_LIMIT[market]}"
-                    async with session.get(ex.rest_url + path) as response:
-                        assert response.status == 200
-                        snap = await response.json()
-                    await loop.run_in_executor(None, ex.resume)
-                elif not applied_snapshot:
-                    newer += data["u"] > snap["lastUpdateId"]
-                    if newer == 20:
-                        book.apply_snapshot(
-                            snap["lastUpdateId"], snap["bids"], snap["asks"], limit=SNAPSHOT_LIMIT[market]
-                        )
-                        applied_snapshot = True
-                        assert book.synced, book.reason_detail
-                elif final is None and received % 512 == 0:
-                    final = await final_id()
-    assert snap is not None
-    return book, int(snap["lastUpdateId"]), received
+        return await follow_procedure(
+            session,
+            market=market,
+            ws_url=ex.ws_url,
+            rest_url=ex.rest_url,
+            stream=stream or STREAM[market],
+            wait_paused=ex.wait_paused,
+            resume=ex.resume,
+            finished=lambda: ex.finished,
+            truth_id=lambda: int(ex.truth("BTCUSDT")["lastUpdateId"]),
+        )
 
 
 @pytest.mark.parametrize(
@@ -137,7 +86,7 @@ def test_client_following_the_procedure_ends_with_the_true_book(
 ) -> None:
     ex = exchange(lambda: RecordedMarket.from_files(files), speed=None, wait_for_client=True)
     ex.pause(at_step=500)
-    book, snapshot_id, received = run(sync_client(ex, market, 500, stream))
+    book, snapshot_id, received = run(sync_client(ex, market, stream))
     assert ex.wait_finished(10)
     with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
         f"{ex.rest_url}/sim/truth?symbol=BTCUSDT&limit=20", timeout=10

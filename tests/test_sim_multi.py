@@ -24,9 +24,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-import tickbook
 from _helpers import assert_sim_usage_error, cli_env
-from tickbook._types import Applied
+from _sim_client import follow_procedure
 from tickbook.sim.exchange import Exchange, Venue, new_event_loop
 from tickbook.sim.faults import FaultPlan
 from tickbook.sim.market import GeneratedMarket, RecordedMarket
@@ -48,7 +47,6 @@ DEPTH = {
     "usdm": "/fapi/v1/depth?symbol=BTCUSDT&limit=1000",
 }
 DEPTH_WEIGHT = {"spot": 250, "usdm": 20}  # limit 5000 on spot, 1000 on USD-M
-SNAPSHOT_LIMIT = {"spot": 5000, "usdm": 1000}
 
 
 def both() -> list[Callable[[], RecordedMarket]]:
@@ -123,60 +121,25 @@ def test_one_rest_port_routes_every_market_with_its_own_weight(exchange: Start) 
 
 
 async def sync_book(ex: ExchangeHandle, session: aiohttp.ClientSession, market: str) -> tuple[Any, int]:
-    """The documented procedure on ``market``'s own WebSocket URL and the shared REST URL.
+    """The documented procedure on ``market``'s own WebSocket URL and the shared REST URL; the
+    snapshot is the market's first request, so it carries that market's own weight only."""
 
-    The replay of that market pauses itself after step 500 (set before connecting), so the
-    snapshot lands mid-replay: buffer, snapshot, resume, buffer newer events too, apply the
-    snapshot (stale buffered events dropped, the bridge found), apply until the end.
-    """
-    loop = asyncio.get_running_loop()
-    book = tickbook.OrderBook("BTCUSDT", market)
-    snap: dict[str, Any] | None = None
-    applied_snapshot = False
-    newer = received = 0
+    def own_weight(response: aiohttp.ClientResponse) -> None:
+        assert response.headers["X-MBX-USED-WEIGHT-1M"] == str(DEPTH_WEIGHT[market])
 
-    async def final_id() -> int | None:
-        """The truth's last ID once this market's replay is over (None before)."""
-        if not await loop.run_in_executor(None, ex.is_finished, market):
-            return None
-        truth = await loop.run_in_executor(None, lambda: ex.truth("BTCUSDT", market=market))
-        return int(truth["lastUpdateId"])
-
-    async with session.ws_connect(f"{ex.ws_urls[market]}/stream?streams={STREAM}", max_msg_size=0) as ws:
-        final: int | None = None
-        while final is None or book.last_update_id < final:
-            try:
-                msg = await ws.receive(timeout=0.5)
-            except TimeoutError:
-                final = await final_id()
-                continue
-            assert msg.type == aiohttp.WSMsgType.TEXT, msg
-            data = json.loads(msg.data)["data"]
-            assert ("pu" in data) == (market == "usdm")  # this market's events, not the other's
-            flags = book.apply_diff(data["U"], data["u"], data["b"], data["a"], data.get("pu"))
-            received += 1
-            assert not flags & (Applied.GAP | Applied.CROSSED), book.reason_detail
-            if snap is None:
-                assert flags & Applied.BUFFERED
-                await loop.run_in_executor(None, lambda: ex.wait_paused(market=market))
-                async with session.get(ex.rest_url + DEPTH[market]) as response:
-                    assert response.status == 200
-                    # The first request of this market: its own weight only.
-                    assert response.headers["X-MBX-USED-WEIGHT-1M"] == str(DEPTH_WEIGHT[market])
-                    snap = await response.json()
-                await loop.run_in_executor(None, lambda: ex.resume(market=market))
-            elif not applied_snapshot:
-                newer += data["u"] > snap["lastUpdateId"]
-                if newer == 20:
-                    book.apply_snapshot(
-                        snap["lastUpdateId"], snap["bids"], snap["asks"], limit=SNAPSHOT_LIMIT[market]
-                    )
-                    applied_snapshot = True
-                    assert book.synced, book.reason_detail
-            elif final is None and received % 512 == 0:
-                final = await final_id()
-    assert snap is not None
-    return book, int(snap["lastUpdateId"])
+    book, snapshot_id, _ = await follow_procedure(
+        session,
+        market=market,
+        ws_url=ex.ws_urls[market],
+        rest_url=ex.rest_url,
+        stream=STREAM,
+        wait_paused=lambda: ex.wait_paused(market=market),
+        resume=lambda: ex.resume(market=market),
+        finished=lambda: ex.is_finished(market),
+        truth_id=lambda: int(ex.truth("BTCUSDT", market=market)["lastUpdateId"]),
+        check_snapshot=own_weight,
+    )
+    return book, snapshot_id
 
 
 def test_clients_sync_spot_and_usdm_books_from_one_process(exchange: Start) -> None:
