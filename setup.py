@@ -43,6 +43,8 @@ MODULES: list[tuple[str, list[str]]] = [
     ("tickbook._book", [str(SRC / "_book.pyx")]),
     # A Cython consumer of _book.pxd (apply_diff_raw, best_*_c): the C interface, tested.
     ("tickbook._raw_feed", [str(SRC / "_raw_feed.pyx")]),
+    # The feed's hot path: frame -> decode -> apply -> publish, and Cython listeners.
+    ("tickbook._router", [str(SRC / "_router.pyx")]),
 ]
 
 PROFILES = ("release", "debug")

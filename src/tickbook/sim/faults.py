@@ -15,7 +15,7 @@ symbol as ``SYMBOL:token`` (``BTCUSDT:drop@500``):
 ``stall@N:SECONDS``        before it, send nothing at all on the connection for SECONDS (open, silent)
 ``close@N``                send it, then close the connection cleanly (close frame)
 ``disconnect@N``           reset the connection abruptly instead of sending it
-``malformed@N``            send malformed bytes instead of it (the event itself is lost)
+``malformed@N``            send malformed bytes (half of it, cut) right before it (the event still follows)
 ``unknown@N``              send an event of an unknown type right before it
 ``stale-snapshot[@N]``     answer the N-th depth snapshot request (default the first) with a snapshot
                            older than the stream
@@ -33,7 +33,9 @@ messages after N) and ``:count=C`` (fire on C consecutive messages: N, N+1,
 ``:conn=K``: apply only on the K-th WebSocket connection the market's server
 accepted (1-based, in acceptance order; ``drop@500:conn=2``,
 ``BTCUSDT:stall@100:3:conn=1``); without it a depth fault applies to every
-connection carrying the stream. REST-side faults reject ``conn``.
+connection carrying the stream. REST-side faults reject ``conn``. An injected 429 or 418
+takes ``:retry=S``, the ``Retry-After`` seconds to send (``http@2:418:retry=1``; default
+the exchange's: the minute's end for 429, 120 s for 418), so a test need not wait minutes.
 
 A scenario file holds the same faults, longer sequences being easier to
 write there: JSON (``{"faults": [...]}`` or a bare list) or TOML
@@ -91,7 +93,7 @@ KINDS: Final = (*DEPTH_KINDS, *SNAPSHOT_KINDS, "http", "skew")
 _SECONDS_KINDS: Final = ("delay", "stall", "slow-snapshot")  # take a duration in seconds
 _SYMBOL: Final = re.compile(r"^[A-Za-z0-9_]{1,32}$")
 _HEAD: Final = re.compile(r"^([a-z-]+)(?:@(.*))?$")
-_OPTIONS: Final = ("every", "count", "conn")
+_OPTIONS: Final = ("every", "count", "conn", "retry")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,7 @@ class Fault:
     every: int | None = None  # fire again every K messages after ``at``
     count: int = 1  # fire on this many consecutive messages
     conn: int | None = None  # depth faults: only on the K-th accepted connection (1-based); None: all
+    retry: int | None = None  # http 429/418: the Retry-After seconds to send (default: the exchange's)
 
     def fires_at(self, n: int) -> bool:
         """Whether this fault fires on message number ``n``."""
@@ -135,6 +138,8 @@ class Fault:
             text += f":count={self.count}"
         if self.conn is not None:
             text += f":conn={self.conn}"
+        if self.retry is not None:
+            text += f":retry={self.retry}"
         return f"{self.symbol}:{text}" if self.symbol else text
 
 
@@ -262,7 +267,7 @@ def _parse_token(token: str) -> Fault:
         name, eq, value = part.partition("=")
         if eq:
             if name not in _OPTIONS:
-                raise _bad(token, f"unknown option {name!r} (options: every=K, count=C, conn=K)")
+                raise _bad(token, f"unknown option {name!r} (options: every=K, count=C, conn=K, retry=S)")
             if name in options:
                 raise _bad(token, f"option {name!r} given twice")
             options[name] = _int(token, value, name, minimum=1)
@@ -299,8 +304,10 @@ def _parse_token(token: str) -> Fault:
         raise _bad(token, "skew takes no every=/count= options")
     if "conn" in options and kind not in DEPTH_KINDS:
         raise _bad(token, f"{kind} is a REST-side fault and takes no conn= (only depth faults do)")
+    if "retry" in options and kind != "http":
+        raise _bad(token, "retry= (the Retry-After of an injected 429/418) applies to http faults only")
     every, count, conn = options.get("every"), options.get("count", 1), options.get("conn")
-    return Fault(kind, at, symbol, seconds, status, ms, every, count, conn)
+    return Fault(kind, at, symbol, seconds, status, ms, every, count, conn, options.get("retry"))
 
 
 def parse_faults(spec: str) -> list[Fault]:
@@ -313,7 +320,7 @@ def parse_faults(spec: str) -> list[Fault]:
     return faults
 
 
-_ITEM_KEYS: Final = {"kind", "at", "symbol", "seconds", "status", "ms", "every", "count", "conn"}
+_ITEM_KEYS: Final = {"kind", "at", "symbol", "seconds", "status", "ms", "every", "count", "conn", "retry"}
 
 
 def _from_item(item: Any, where: str) -> Fault:
@@ -402,6 +409,7 @@ class FaultPlan:
         self._depth: list[Fault] = []
         self._snapshot: list[Fault] = []
         self._http: list[Fault] = []
+        self.retry_after: int | None = None  # Retry-After of the http fault that fired last
         self._skew = 0
         self._skew_logged = False
         self._snapshot_n: dict[str, int] = {}
@@ -490,9 +498,11 @@ class FaultPlan:
 
         Several faults on one request: the first in the spec wins.
         """
+        self.retry_after = None
         for fault in self._http:
             if fault.fires_at(n):
                 self._record("http", None, n, status=fault.status)
+                self.retry_after = fault.retry
                 return fault.status
         return None
 

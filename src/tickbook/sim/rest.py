@@ -249,7 +249,7 @@ class _Api:
         response: web.StreamResponse
         try:
             if status is not None:
-                raise self._fault_error(status, now)
+                raise self._fault_error(status, now, faults.retry_after if faults is not None else None)
             response = await handler(request)
         except ApiError as exc:
             response = exc.response()
@@ -268,11 +268,14 @@ class _Api:
                     break
         return out
 
-    def _fault_error(self, status: int, now: int) -> ApiError:
-        """An injected ``http@N:STATUS``: the exchange's body for it, ``Retry-After`` on 418/429."""
+    def _fault_error(self, status: int, now: int, retry_after: int | None = None) -> ApiError:
+        """An injected ``http@N:STATUS``: the exchange's body for it, ``Retry-After`` on 418/429
+        (the fault's ``retry=`` seconds when given, else the exchange's own)."""
         body = json.loads(http_error_body(status, now_ms=now))
         headers: dict[str, str] = {}
-        if status == 429:
+        if retry_after is not None and status in (418, 429):
+            headers["Retry-After"] = str(retry_after)
+        elif status == 429:
             headers["Retry-After"] = str(max(1, 60 - (now // 1000) % 60))  # the minute's end
         elif status == 418:
             headers["Retry-After"] = "120"  # http_error_body bans until now + 2 minutes

@@ -1,0 +1,369 @@
+"""The client's mirror of the exchange's REQUEST_WEIGHT limits: wait before sending, never draw a 429.
+
+Binance counts request weight per IP in fixed windows aligned to the clock (a 1-minute window
+resets at :00 of every minute, binance-spec §5.1), answers 429 with ``Retry-After`` past the
+limit and bans an IP that keeps sending (418, 2 minutes to 3 days, §5.2). A client that only
+reacts to 429s has already lost: the next requests in flight draw strikes and then a ban. So
+every request of one market's host goes through one ``RequestBudget``: ``await
+budget.acquire(weight)`` before sending, ``budget.observe(status, headers)`` after the answer.
+
+What it does, and why:
+
+* it counts its own charges in windows aligned like the exchange's
+  (``tickbook.limits.WeightWindow.window_start``) and lets a request go only while every window
+  stays at or under ``headroom * limit``: the rest is the margin for clock skew, requests in
+  flight and other processes on the same IP;
+* the ``X-MBX-USED-WEIGHT-<interval>`` headers are the exchange's own count: when one is higher
+  than the mirror, the mirror takes it (another process spent weight too); it never lowers the
+  mirror, because a header describes the moment the request was served, not requests still in
+  flight;
+* a request charged in the last ``boundary_guard`` seconds of a window may reach the exchange
+  in the next one (latency, clock skew), so it is charged to the next window too; likewise, a
+  header that arrives within ``boundary_guard`` seconds after a rollover and is no higher than
+  what the previous window ended with may be the previous window's count, and is not applied
+  to the new one (otherwise every busy rollover would block a whole window for nothing);
+* 429 and 418 pause every request until ``Retry-After`` has passed (a 429 without it: until the
+  current window ends; a 418 without it: the shortest ban, 2 minutes);
+* waiters are served first come, first served: a heavy request is never starved by a stream of
+  light ones. Only the waiter at the head of the line sleeps; the others wait for their turn.
+  A waiter that is cancelled leaves the line and charges nothing.
+
+Requests of weight 0 (futures order placement, §5.3) consume nothing, so they skip the line; a
+pause (429/418) still holds them, since the exchange refuses everything from a throttled IP.
+
+No aiohttp here: the snapshot scheduler and the REST client both call ``acquire``/``observe``
+around their own HTTP calls. Not thread-safe: use one budget from one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import math
+import operator
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Final, TypeAlias
+
+from tickbook._types import Market
+from tickbook.limits import (
+    BAN_MIN_MS,
+    MarketLimits,
+    RateLimit,
+    RateLimitType,
+    WeightWindow,
+    default_limits,
+    parse_usage_headers,
+    system_clock_ms,
+)
+
+__all__ = ["RequestBudget"]
+
+log = logging.getLogger(__name__)
+
+Headers: TypeAlias = Mapping[str, str] | Iterable[tuple[str, str]]
+
+# Sleep this much past a computed window end, so the waiter wakes inside the new window even
+# when float seconds and integer milliseconds round against it.
+_WAKE_MARGIN_S: Final = 0.001
+
+
+class _Window:
+    """One REQUEST_WEIGHT limit's current window: what was spent in it and what is already
+    known to land in the next one."""
+
+    __slots__ = ("cap", "carry", "limit", "previous", "start", "used")
+
+    def __init__(self, limit: RateLimit, headroom: float, now_ms: int) -> None:
+        self.limit = limit
+        self.cap = math.floor(limit.limit * headroom)
+        self.start = WeightWindow.window_start(limit, now_ms)
+        self.used = 0  # own charges and synced headers, current window
+        self.carry = 0  # charges near the end of this window, counted in the next one too
+        self.previous = 0  # what the previous window ended with (header ambiguity after a rollover)
+
+    @property
+    def end(self) -> int:
+        return self.start + self.limit.interval_ms
+
+    def roll(self, now_ms: int) -> None:
+        """Move to the window containing ``now_ms``. Never backwards: a wall clock stepped
+        back keeps the current count, which only makes the budget more careful."""
+        start = WeightWindow.window_start(self.limit, now_ms)
+        if start <= self.start:
+            return
+        adjacent = start == self.start + self.limit.interval_ms
+        self.previous = self.used if adjacent else 0
+        self.used = self.carry if adjacent else 0
+        self.carry = 0
+        self.start = start
+
+    def _fits_in(self, used: int, weight: int) -> bool:
+        # A request heavier than the headroom but within the limit may go into an empty window,
+        # or it could never go at all.
+        return used + weight <= self.cap or (used == 0 and weight <= self.limit.limit)
+
+    def fits(self, weight: int, now_ms: int, guard_ms: int) -> bool:
+        if not self._fits_in(self.used, weight):
+            return False
+        return self.end - now_ms > guard_ms or self._fits_in(self.carry, weight)
+
+    def charge(self, weight: int, now_ms: int, guard_ms: int) -> None:
+        self.used += weight
+        if self.end - now_ms <= guard_ms:
+            self.carry += weight
+
+    def sync(self, reported: int, now_ms: int, guard_ms: int) -> None:
+        if now_ms - self.start < guard_ms and reported <= self.previous:
+            return  # possibly the previous window's count, served just before the rollover
+        if reported > self.used:
+            self.used = reported
+
+
+class _Ticket:
+    """A waiter in line: its weight and the future that tells it it is at the head."""
+
+    __slots__ = ("turn", "weight")
+
+    def __init__(self, weight: int, turn: asyncio.Future[None]) -> None:
+        self.weight = weight
+        self.turn = turn
+
+
+class RequestBudget:
+    """The REQUEST_WEIGHT budget of one market's host (one IP), shared by every REST caller.
+
+    ``limits``: the REQUEST_WEIGHT limits to respect (other kinds are ignored); default the
+    market's documented ones (``tickbook.limits.default_limits``), replaced by exchangeInfo's
+    through ``configure``. ``headroom``: the fraction of each limit the budget spends.
+    ``boundary_guard``: seconds before a window's end during which a charge also counts in the
+    next window (cover the request latency plus the clock skew to the exchange).
+
+    ``clock`` (monotonic seconds) times pauses; ``wall_ms`` (epoch milliseconds) places the
+    windows, as the exchange does; ``sleep`` waits. Tests inject all three to control time.
+    """
+
+    def __init__(
+        self,
+        market: Market | str,
+        limits: Iterable[RateLimit] | None = None,
+        *,
+        headroom: float = 0.9,
+        boundary_guard: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] = system_clock_ms,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        if not 0.0 < headroom <= 1.0:
+            raise ValueError(f"headroom must be in (0, 1], got {headroom}")
+        if not boundary_guard >= 0.0:
+            raise ValueError(f"boundary_guard must be >= 0, got {boundary_guard}")
+        self.market: Market = Market.parse(market)
+        self._headroom = headroom
+        self._guard_ms = round(boundary_guard * 1000)
+        self._clock = clock
+        self._wall_ms = wall_ms
+        self._sleep = sleep
+        given = default_limits(self.market).rate_limits if limits is None else tuple(limits)
+        self._config = MarketLimits(self.market, self._weight_limits(given))
+        self._windows: list[_Window] = []
+        self._rebuild()
+        self._line: collections.deque[_Ticket] = collections.deque()
+        self._paused_until = -math.inf  # monotonic seconds
+        self._banned_until = -math.inf
+        self._waits = 0
+        self._throttled_429 = 0
+        self._bans_418 = 0
+
+    @staticmethod
+    def _weight_limits(limits: Iterable[RateLimit]) -> tuple[RateLimit, ...]:
+        weights = tuple(rl for rl in limits if rl.kind is RateLimitType.REQUEST_WEIGHT)
+        if not weights:
+            raise ValueError("no REQUEST_WEIGHT limit given")
+        return weights
+
+    def _rebuild(self) -> None:
+        """Windows for the configured limits, keeping the counts of intervals that remain."""
+        now = self._wall_ms()
+        old = {w.limit.interval_ms: w for w in self._windows}
+        windows = []
+        for limit in self._config.rate_limits:
+            window = _Window(limit, self._headroom, now)
+            kept = old.get(limit.interval_ms)
+            if kept is not None:
+                kept.roll(now)
+                window.start, window.used = kept.start, kept.used
+                window.carry, window.previous = kept.carry, kept.previous
+            windows.append(window)
+        self._windows = windows
+
+    # ------------------------------------------------------------------ configuration
+
+    def configure(self, rate_limits: Iterable[Mapping[str, object]]) -> None:
+        """Take the REQUEST_WEIGHT limits of an exchangeInfo ``rateLimits`` array (the live
+        values win over the documented ones). An array without REQUEST_WEIGHT entries keeps
+        the current limits; counts carry over for intervals that stay. A waiter already asleep
+        finishes its sleep before it sees the new values."""
+        self._config = MarketLimits(self.market, self._config.rate_limits).with_exchange_info(rate_limits)
+        self._config = MarketLimits(self.market, self._weight_limits(self._config.rate_limits))
+        self._rebuild()
+
+    # ------------------------------------------------------------------ monitoring
+
+    @property
+    def limits(self) -> tuple[RateLimit, ...]:
+        return self._config.rate_limits
+
+    @property
+    def headroom(self) -> float:
+        return self._headroom
+
+    @property
+    def used(self) -> dict[str, int]:
+        """The weight counted in each current window, by interval label (``"1M"``)."""
+        now = self._wall_ms()
+        for window in self._windows:
+            window.roll(now)
+        return {w.limit.label: w.used for w in self._windows}
+
+    @property
+    def paused_until(self) -> float | None:
+        """When requests may go again after a 429 or 418 (``clock`` seconds), or None."""
+        until = max(self._paused_until, self._banned_until)
+        return until if until > self._clock() else None
+
+    @property
+    def banned_until(self) -> float | None:
+        """When the 418 ban ends (``clock`` seconds), or None when not banned."""
+        return self._banned_until if self._banned_until > self._clock() else None
+
+    @property
+    def waits(self) -> int:
+        """How many ``acquire`` calls had to wait (for a window, a pause or their turn)."""
+        return self._waits
+
+    @property
+    def throttled_429(self) -> int:
+        return self._throttled_429
+
+    @property
+    def bans_418(self) -> int:
+        return self._bans_418
+
+    @property
+    def waiting(self) -> int:
+        """Callers in line right now."""
+        return len(self._line)
+
+    # ------------------------------------------------------------------ spending
+
+    def _check_weight(self, weight: int) -> None:
+        for window in self._windows:
+            if weight > window.limit.limit:
+                raise ValueError(
+                    f"a request of weight {weight} can never be sent: the {window.limit.label} "
+                    f"limit is {window.limit.limit}"
+                )
+
+    def _pause_remaining(self) -> float:
+        return max(self._paused_until, self._banned_until) - self._clock()
+
+    def _delay(self, weight: int) -> float:
+        """Seconds until ``weight`` may be charged (<= 0: now)."""
+        delay = self._pause_remaining()
+        now = self._wall_ms()
+        for window in self._windows:
+            window.roll(now)
+            if not window.fits(weight, now, self._guard_ms):
+                delay = max(delay, (window.end - now) / 1000 + _WAKE_MARGIN_S)
+        return delay
+
+    def _charge(self, weight: int) -> None:
+        now = self._wall_ms()
+        for window in self._windows:
+            window.roll(now)
+            window.charge(weight, now, self._guard_ms)
+
+    async def acquire(self, weight: int) -> None:
+        """Return once a request of ``weight`` may be sent, having charged it.
+
+        Waits, in arrival order, for a window to roll over or a pause to end. Raises
+        ``ValueError`` for a weight above a limit (the exchange would refuse it every time).
+        Cancellation while waiting charges nothing and lets the next waiter go.
+        """
+        weight = operator.index(weight)
+        if weight < 0:
+            raise ValueError(f"weight must be >= 0, got {weight}")
+        self._check_weight(weight)
+        if weight == 0:
+            if self._pause_remaining() > 0:
+                self._waits += 1
+                while (remaining := self._pause_remaining()) > 0:
+                    await self._sleep(remaining)
+            return
+        if not self._line and self._delay(weight) <= 0:
+            self._charge(weight)
+            return
+        self._waits += 1
+        ticket = _Ticket(weight, asyncio.get_running_loop().create_future())
+        self._line.append(ticket)
+        if self._line[0] is ticket:
+            ticket.turn.set_result(None)
+        try:
+            await ticket.turn
+            while True:
+                self._check_weight(weight)  # configure() may have lowered a limit meanwhile
+                delay = self._delay(weight)
+                if delay <= 0:
+                    break
+                await self._sleep(delay)
+            self._charge(weight)
+        finally:
+            self._leave(ticket)
+
+    def _leave(self, ticket: _Ticket) -> None:
+        was_head = bool(self._line) and self._line[0] is ticket
+        self._line.remove(ticket)
+        if was_head and self._line:
+            head = self._line[0]
+            if not head.turn.done():
+                head.turn.set_result(None)
+
+    # ------------------------------------------------------------------ what the exchange said
+
+    def observe(self, status: int, headers: Headers) -> None:
+        """Read one response: sync the counts from ``X-MBX-USED-WEIGHT-*``, and on 429/418
+        pause every request for ``Retry-After`` seconds (418: a ban)."""
+        usage = parse_usage_headers(headers)
+        now = self._wall_ms()
+        for window in self._windows:
+            reported = usage.used_weight.get(window.limit.label)
+            if reported is not None:
+                window.roll(now)
+                window.sync(reported, now, self._guard_ms)
+        if status == 429:
+            self._throttled_429 += 1
+            if usage.retry_after_s is not None:
+                seconds = float(usage.retry_after_s)
+            else:
+                seconds = self._until_window_end(now)
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
+            log.warning("429 from the exchange: requests paused for %.1f s", seconds)
+        elif status == 418:
+            self._bans_418 += 1
+            seconds = float(usage.retry_after_s) if usage.retry_after_s is not None else BAN_MIN_MS / 1000
+            self._banned_until = max(self._banned_until, self._clock() + seconds)
+            log.error("418 from the exchange: IP banned, requests paused for %.1f s", seconds)
+
+    def _until_window_end(self, now_ms: int) -> float:
+        """Seconds a 429 without Retry-After pauses for: until the end of the windows that are
+        full by our count, or of the shortest window when none is (we do not know which one
+        the exchange hit)."""
+        full = [w for w in self._windows if w.used >= w.cap]
+        chosen = full or [min(self._windows, key=lambda w: w.limit.interval_ms)]
+        return max(w.end - now_ms for w in chosen) / 1000 + _WAKE_MARGIN_S
+
+    def __repr__(self) -> str:
+        used = ", ".join(f"{label}={n}" for label, n in self.used.items())
+        return f"RequestBudget({self.market.value}, {used}, waiting={len(self._line)})"

@@ -1,0 +1,526 @@
+"""The live feed (``tickbook.feed.DepthFeed``) against the local exchange, on both routers.
+
+Each test runs the exchange in a thread (``run_exchange``) and the feed in the test's own
+uvloop loop, over loopback, exactly as it would run against Binance. The oracle is the
+exchange's own market stepped offline from the same seed: for every depth event it gives
+the true book's top-10 checksum at that update ID. Two things are asserted under every
+fault the exchange can inject:
+
+- the end: every book is synced, at the truth's last update ID, with the truth's levels;
+- all along: every ``on_update`` call that sees a book flagged as synced sees exactly the
+  true book at that book's update ID (a wrong book is never presented as in sync).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvloop
+
+from tickbook.feed import DepthFeed, FeedError, StateKind
+from tickbook.sim.market import GeneratedMarket, RecordedMarket
+from tickbook.sim.pytest_plugin import ExchangeHandle, run_exchange
+
+ROOT = Path(__file__).resolve().parents[1]
+SPOT_RECORDING = [ROOT / "data/real/hftbacktest/spot/btcusdt_20240808.gz"]
+SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+TOP = 10
+
+Source = Callable[[], Any]
+
+
+@pytest.fixture(params=["c", "py"])
+def impl(request: pytest.FixtureRequest) -> str:
+    """Which router and book: the Cython core or the pure-Python reference."""
+    return str(request.param)
+
+
+def generated(
+    market: str = "spot", symbols: list[str] = SYMBOLS, events: int = 2000, seed: int = 11
+) -> Source:
+    return lambda: GeneratedMarket(symbols, market, seed=seed, max_events=events)
+
+
+def oracle(make: Source) -> dict[tuple[str, int], int]:
+    """(symbol, update ID) -> checksum of the true book's top levels after that event."""
+    source = make()
+    truth: dict[tuple[str, int], int] = {}
+    while source.next_time_ms() is not None:
+        for event in source.step():
+            if event.kind == "depth":
+                truth[event.symbol, event.final_id] = source.truth(event.symbol).checksum(TOP)
+    return truth
+
+
+def run(coro: Awaitable[Any], timeout: float = 60.0) -> Any:
+    async def bounded() -> Any:
+        return await asyncio.wait_for(coro, timeout)
+
+    return uvloop.run(bounded())
+
+
+class Watch:
+    """Checks every synced book a callback sees against the oracle, and keeps state events."""
+
+    def __init__(self, truth: dict[tuple[str, int], int]) -> None:
+        self.truth = truth
+        self.checked = 0
+        self.wrong: list[tuple[str, int]] = []
+        self.events: list[Any] = []
+
+    def on_update(self, book: Any) -> None:
+        if book.synced:
+            self.checked += 1
+            if self.truth.get((book.symbol, book.last_update_id)) != book.checksum(TOP):
+                self.wrong.append((book.symbol, book.last_update_id))
+
+    def kinds(self, kind: StateKind) -> int:
+        return sum(1 for e in self.events if e.kind is kind)
+
+
+async def follow(
+    ex: ExchangeHandle,
+    impl: str,
+    symbols: list[str],
+    truth: dict[tuple[str, int], int],
+    market: str = "spot",
+    during: Callable[[DepthFeed], Awaitable[None]] | None = None,
+    **options: Any,
+) -> tuple[DepthFeed, Watch]:
+    """Run a feed until the replay is over and every book reached the truth's last ID."""
+    options.setdefault("reconnect_base", 0.05)
+    options.setdefault("silence_timeout", 5.0)
+    feed = DepthFeed(
+        market, symbols, rest_url=ex.rest_url, stream_url=ex.ws_url, implementation=impl, **options
+    )
+    watch = Watch(truth)
+    feed.on_update(watch.on_update)
+    feed.on_state(watch.events.append)
+    loop = asyncio.get_running_loop()
+    async with feed:
+        if during is not None:
+            await during(feed)
+        while not await loop.run_in_executor(None, lambda: ex.finished):
+            await asyncio.sleep(0.05)
+        final = {s: ex.truth(s, TOP)["lastUpdateId"] for s in symbols}
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            books = [feed.book(s) for s in symbols]
+            if all(b.synced and b.last_update_id == final[b.symbol] for b in books):
+                break
+            await asyncio.sleep(0.02)
+        for symbol in symbols:
+            book = feed.book(symbol)
+            want = ex.truth(symbol, 20)
+            assert book.synced, (symbol, book.state, book.reason_detail, feed.errors)
+            assert book.last_update_id == want["lastUpdateId"]
+            assert book.checksum(20) == want["checksum"]
+            book._check()
+        feed.final_stats = feed.stats()  # type: ignore[attr-defined]
+    assert not watch.wrong, watch.wrong[:5]
+    assert watch.checked > 0
+    return feed, watch
+
+
+def exchange(make: Source, **options: Any) -> Any:
+    options.setdefault("speed", 40.0)
+    options.setdefault("wait_for_client", True)
+    return run_exchange(make, **options)
+
+
+# --------------------------------------------------------------------------- the plain run
+
+
+def test_real_recording_ends_equal_to_the_truth(impl: str) -> None:
+    """The real spot BTCUSDT recording, replayed fast: every update seen synced is the truth."""
+    make = lambda: RecordedMarket.from_files(SPOT_RECORDING)  # noqa: E731
+    truth = oracle(make)
+    with exchange(make, speed=None) as ex:
+        feed, watch = run(follow(ex, impl, ["BTCUSDT"], truth))
+    stats = feed.final_stats  # type: ignore[attr-defined]
+    sym = stats["symbols"]["BTCUSDT"]
+    assert sym["gaps"] == 0
+    assert sym["resyncs"] == 0
+    assert sym["bad_messages"] == 0
+    assert sym["applied"] >= watch.checked - 1
+    assert watch.kinds(StateKind.SYNCED) == 1
+    assert sym["callback_latency_ns"]["count"] == sym["applied"]
+
+
+@pytest.mark.parametrize("market", ["spot", "usdm", "coinm"])
+def test_each_market_syncs_with_its_own_rules(impl: str, market: str) -> None:
+    symbols = ["BTCUSD_PERP"] if market == "coinm" else SYMBOLS
+    make = generated(market, symbols, events=800)
+    truth = oracle(make)
+    with exchange(make) as ex:
+        feed, _ = run(follow(ex, impl, symbols, truth, market=market))
+    assert feed.final_stats["totals"]["gaps"] == 0  # type: ignore[attr-defined]
+    if market == "usdm":
+        assert all(c["route"] == "/public" for c in feed.final_stats["connections"])  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- every fault
+
+
+FAULTS = {
+    "drop@300": "gap",
+    "drop@300:count=5": "gap",
+    "dup@300": None,
+    "reorder@300": "gap",
+    "delay@300:0.3": "gap",
+    "malformed@300": None,
+    "unknown@300": None,
+    "BTCUSDT:drop@300": "gap",
+    "stale-snapshot": None,
+    "slow-snapshot:0.5": None,
+    "http@2:500:count=3": None,
+    "http@2:503": None,
+    "http@2:429:retry=1": None,
+    "http@2:418:retry=1": None,
+    "close@300": "reconnect",
+    "disconnect@300": "reconnect",
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_every_fault_ends_equal_to_the_truth(impl: str, fault: str) -> None:
+    make = generated()
+    truth = oracle(make)
+    with exchange(make, faults=fault) as ex:
+        feed, watch = run(follow(ex, impl, SYMBOLS, truth))
+        log = ex.fault_log()
+        violations = ex.violations()
+    assert log, "the fault never fired"
+    totals = feed.final_stats["totals"]  # type: ignore[attr-defined]
+    expect = FAULTS[fault]
+    if expect == "gap":
+        assert totals["gaps"] >= 1
+        assert totals["resyncs"] >= 1
+        assert watch.kinds(StateKind.OUT_OF_SYNC) >= 1
+        assert watch.kinds(StateKind.RESYNCING) >= 1
+    elif expect == "reconnect":
+        assert totals["reconnects"] >= 1
+        assert watch.kinds(StateKind.RECONNECTING) >= 1
+        assert watch.kinds(StateKind.RECONNECTED) >= 1
+    if fault.startswith("malformed"):
+        assert totals["bad_messages"] + totals["unknown_messages"] >= 1
+    if fault.startswith("unknown"):
+        assert totals["gaps"] == 0
+    if fault.startswith("http@2:4"):
+        budget = feed.budget
+        assert budget is not None
+        assert (budget.throttled_429 if "429" in fault else budget.bans_418) >= 1
+    assert sum(violations.get("rest", {}).values()) == 0 if isinstance(violations.get("rest"), dict) else True
+
+
+def test_stall_reconnects_the_silent_connection(impl: str) -> None:
+    make = generated(events=2400)
+    truth = oracle(make)
+    with exchange(make, faults="stall@300:3") as ex:
+        feed, watch = run(follow(ex, impl, SYMBOLS, truth, silence_timeout=0.6))
+    totals = feed.final_stats["totals"]  # type: ignore[attr-defined]
+    assert totals["silent_reconnects"] >= 1
+    assert watch.kinds(StateKind.RECONNECTING) >= 1
+
+
+def test_server_shutdown_is_handed_over_without_a_gap(impl: str) -> None:
+    """serverShutdown: the replacement connection takes every book over event by event; no
+    book ever leaves the synced state."""
+    make = generated(events=3000)
+    truth = oracle(make)
+    rules = {"lifetime": 2.5, "shutdown_notice": 1.5}
+    with exchange(make, ws_rules=rules) as ex:
+        feed, watch = run(follow(ex, impl, SYMBOLS, truth))
+    totals = feed.final_stats["totals"]  # type: ignore[attr-defined]
+    assert totals["server_shutdowns"] >= 1
+    assert totals["replacements"] >= 1
+    assert totals["handovers"] >= 1
+    assert totals["gaps"] == 0
+    assert totals["resyncs"] == 0
+    assert totals["reconnects"] == 0
+    assert watch.kinds(StateKind.OUT_OF_SYNC) == 0
+    assert watch.kinds(StateKind.SYNCED) == len(SYMBOLS)
+
+
+def test_lifetime_without_notice_is_replaced_before_the_cut(impl: str) -> None:
+    """Futures send no serverShutdown: the feed replaces connections before their age limit."""
+    make = generated("usdm", events=9000)
+    truth = oracle(make)
+    with exchange(make, lifetime=2.5) as ex:
+        feed, watch = run(follow(ex, impl, SYMBOLS, truth, market="usdm", max_connection_age=1.2))
+    totals = feed.final_stats["totals"]  # type: ignore[attr-defined]
+    assert totals["replacements"] >= 1
+    assert totals["handovers"] >= 1
+    assert totals["gaps"] == 0
+    assert totals["reconnects"] == 0
+    assert watch.kinds(StateKind.OUT_OF_SYNC) == 0
+
+
+def test_missing_pongs_close_and_the_feed_recovers(impl: str) -> None:
+    """A server that considers pongs late closes the connection; the feed reconnects, resyncs."""
+    make = generated(events=2400)
+    truth = oracle(make)
+    rules = {"ping_interval": 0.5, "pong_timeout": 0.000_001}
+    with exchange(make, ws_rules=rules) as ex:
+        feed, watch = run(follow(ex, impl, SYMBOLS, truth))
+        violations = ex.violations()
+    assert feed.final_stats["totals"]["reconnects"] >= 1  # type: ignore[attr-defined]
+    assert watch.kinds(StateKind.RECONNECTING) >= 1
+    assert "pong_timeout" in str(violations)
+
+
+# ------------------------------------------------------------------- callbacks and API
+
+
+def test_callbacks_that_raise_or_are_slow_never_stop_the_feed(impl: str) -> None:
+    make = generated(events=800)
+    truth = oracle(make)
+    calls = {"bbo": 0, "slow": 0}
+
+    def broken(book: Any) -> None:
+        calls["bbo"] += 1
+        raise RuntimeError("a subscriber's bug")
+
+    def slow(book: Any) -> None:
+        calls["slow"] += 1
+        if calls["slow"] % 100 == 0:
+            time.sleep(0.02)
+
+    async def during(feed: DepthFeed) -> None:
+        feed.on_bbo(broken)
+        feed.on_update(slow)
+
+    with exchange(make) as ex:
+        feed, _ = run(follow(ex, impl, SYMBOLS, truth, during=during))
+    totals = feed.final_stats["totals"]  # type: ignore[attr-defined]
+    assert calls["bbo"] > 10
+    assert totals["callback_errors"] == calls["bbo"]
+    per_symbol = feed.final_stats["symbols"]  # type: ignore[attr-defined]
+    assert sum(s["callback_errors"] for s in per_symbol.values()) == calls["bbo"]
+
+
+def test_unsubscribe_during_delivery(impl: str) -> None:
+    """A callback that unsubscribes itself and another one mid-delivery: both stop, nothing breaks."""
+    make = generated(events=800)
+    truth = oracle(make)
+    seen = {"a": 0, "b": 0}
+    removers: dict[str, Callable[[], None]] = {}
+
+    def first(book: Any) -> None:
+        seen["a"] += 1
+        if seen["a"] == 50:
+            removers["a"]()
+            removers["b"]()
+
+    def second(book: Any) -> None:
+        seen["b"] += 1
+
+    async def during(feed: DepthFeed) -> None:
+        removers["a"] = feed.on_update(first)
+        removers["b"] = feed.on_update(second)
+
+    with exchange(make) as ex:
+        run(follow(ex, impl, SYMBOLS, truth, during=during))
+    assert seen["a"] == 50
+    assert seen["b"] in (49, 50)  # the message being delivered may still reach it
+
+
+def test_bbo_fires_only_on_changes_and_coalesces_per_read(impl: str) -> None:
+    make = generated(events=800)
+    truth = oracle(make)
+    per_message: list[tuple[Any, Any]] = []
+
+    def on_bbo(book: Any) -> None:
+        per_message.append((book.best_bid_ticks(), book.best_ask_ticks()))
+
+    async def during(feed: DepthFeed) -> None:
+        feed.on_bbo(on_bbo, symbols=["BTCUSDT"])
+
+    with exchange(make) as ex:
+        feed, _ = run(follow(ex, impl, SYMBOLS, truth, during=during))
+    # consecutive deliveries always differ: nothing fires without a change
+    assert len(per_message) > 20
+    assert all(a != b for a, b in itertools.pairwise(per_message))
+    assert len(per_message) <= feed.final_stats["symbols"]["BTCUSDT"]["bbo_changes"] + 1  # type: ignore[attr-defined]
+
+    coalesced: list[int] = []
+    with exchange(make, speed=None) as ex:
+        feed2, _ = run(
+            follow(
+                ex,
+                impl,
+                SYMBOLS,
+                truth,
+                during=lambda f: _register(f, lambda b: coalesced.append(b.last_update_id)),
+                coalesce=True,
+            )
+        )
+    changes = feed2.final_stats["symbols"]["BTCUSDT"]["bbo_changes"]  # type: ignore[attr-defined]
+    assert 0 < len(coalesced) < changes  # several changes in one socket read: one call
+
+
+async def _register(feed: DepthFeed, callback: Callable[[Any], None]) -> None:
+    feed.on_bbo(callback, symbols=["BTCUSDT"])
+
+
+def test_async_iterators(impl: str) -> None:
+    make = generated(events=800)
+    truth = oracle(make)
+    got: list[Any] = []
+    states: list[Any] = []
+
+    async def during(feed: DepthFeed) -> None:
+        async def consume() -> None:
+            async for bbo in feed.bbo_updates(["ETHUSDT"]):
+                got.append(bbo)
+                await asyncio.sleep(0.001)  # a slow consumer: conflated, never a backlog
+
+        async def consume_states() -> None:
+            async for event in feed.state_events():
+                states.append(event)
+
+        asyncio.get_running_loop().create_task(consume())
+        asyncio.get_running_loop().create_task(consume_states())
+
+    with exchange(make) as ex:
+        run(follow(ex, impl, SYMBOLS, truth, during=during))
+    assert got
+    assert all(b.symbol == "ETHUSDT" for b in got)
+    assert all(isinstance(b.bid_price, str) for b in got if b.synced)
+    assert {e.symbol for e in states if e.kind is StateKind.SYNCED} == set(SYMBOLS)
+
+
+def test_subscribe_and_unsubscribe_at_runtime(impl: str) -> None:
+    symbols = ["BTCUSDT", "ETHUSDT", "BNBUSDT"]
+    make = generated(symbols=symbols, events=3000)
+
+    async def main(ex: ExchangeHandle) -> dict[str, Any]:
+        feed = DepthFeed("spot", ["BTCUSDT"], rest_url=ex.rest_url, stream_url=ex.ws_url, implementation=impl)
+        async with feed:
+            await feed.wait_synced(timeout=10)
+            await feed.subscribe(["ETHUSDT", "BNBUSDT"])
+            await feed.wait_synced(timeout=10)
+            assert sorted(feed.symbols) == sorted(symbols)
+            await feed.unsubscribe(["ETHUSDT"])
+            assert "ETHUSDT" not in feed.books
+            with pytest.raises(FeedError):
+                feed.book("ETHUSDT")
+            subs = await feed.connections[0].list_subscriptions()
+            return {"subs": subs, "stats": feed.stats()}
+
+    with exchange(make) as ex:
+        result = run(main(ex))
+    assert sorted(result["subs"]) == ["bnbusdt@depth@100ms", "btcusdt@depth@100ms"]
+    assert result["stats"]["connections"][0]["control_sent"] >= 2
+
+
+def test_other_public_streams_arrive_typed(impl: str) -> None:
+    from decimal import Decimal
+
+    make = generated(events=600)
+    trades: list[Any] = []
+
+    async def main(ex: ExchangeHandle) -> None:
+        feed = DepthFeed("spot", ["BTCUSDT"], rest_url=ex.rest_url, stream_url=ex.ws_url, implementation=impl)
+        async with feed:
+            await feed.subscribe_stream("btcusdt@trade", trades.append)
+            await feed.wait_synced(timeout=10)
+            deadline = time.monotonic() + 10
+            while len(trades) < 5 and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+
+    with exchange(make) as ex:
+        run(main(ex))
+    assert len(trades) >= 5
+    assert all(isinstance(t.p, Decimal) and isinstance(t.q, Decimal) for t in trades)
+
+
+# ----------------------------------------------------------------- many symbols, limits
+
+
+def test_hundreds_of_symbols_stay_within_every_limit(impl: str) -> None:
+    """300 books over three connections (100 streams each): every book synced, no 429, no
+    inbound-rate, stream or connection-limit breach. (Throttling by the weight budget is
+    shown in tests/test_snapshots.py, where a fake clock spares the wait for a new minute.)"""
+    symbols = [f"S{i:03d}USDT" for i in range(300)]
+    make = lambda: GeneratedMarket(symbols, "spot", seed=5, max_events=None)  # noqa: E731
+
+    async def main(ex: ExchangeHandle) -> dict[str, Any]:
+        feed = DepthFeed(
+            "spot",
+            symbols,
+            rest_url=ex.rest_url,
+            stream_url=ex.ws_url,
+            implementation=impl,
+            streams_per_connection=100,
+            depth_limit=100,
+            max_snapshots_in_flight=8,
+        )
+        async with feed:
+            await feed.wait_synced(timeout=60)
+            return feed.stats()
+
+    with exchange(make, speed=1.0) as ex:
+        stats = run(main(ex), timeout=90)
+        violations = ex.violations()
+    assert len(stats["connections"]) == 3
+    assert all(s["synced"] for s in stats["symbols"].values())
+    assert stats["snapshots"]["throttled"] == 0
+    assert _total(violations) == 0, violations
+
+
+def _total(violations: Any) -> int:
+    if isinstance(violations, dict):
+        return sum(_total(v) for v in violations.values())
+    return int(violations) if isinstance(violations, int) else 0
+
+
+# -------------------------------------------------------------------------- bad config
+
+
+def test_bad_configuration_is_refused_clearly() -> None:
+    with pytest.raises(ValueError, match="rest_url and stream_url"):
+        DepthFeed("spot", ["BTCUSDT"], rest_url="http://127.0.0.1:1")
+    with pytest.raises(ValueError, match="unknown market"):
+        DepthFeed("margin", ["BTCUSDT"])
+    with pytest.raises(ValueError, match="must start with"):
+        DepthFeed("spot", ["BTCUSDT"], rest_url="127.0.0.1:1", stream_url="ws://127.0.0.1:1")
+    with pytest.raises(ValueError, match="streams_per_connection"):
+        DepthFeed("spot", ["BTCUSDT"], streams_per_connection=5000)
+    with pytest.raises(ValueError, match="limit"):
+        DepthFeed("usdm", ["BTCUSDT"], depth_limit=7)  # futures allow 5..1000 from a fixed set
+    with pytest.raises(ValueError, match="implementation"):
+        DepthFeed("spot", ["BTCUSDT"], implementation="rust")
+
+
+def test_unknown_symbol_and_dead_server_fail_clearly(impl: str) -> None:
+    make = generated(events=200)
+
+    async def unknown(ex: ExchangeHandle) -> None:
+        feed = DepthFeed(
+            "spot", ["NOPEUSDT"], rest_url=ex.rest_url, stream_url=ex.ws_url, implementation=impl
+        )
+        with pytest.raises(FeedError, match="NOPEUSDT"):
+            await feed.start()
+
+    with exchange(make) as ex:
+        run(unknown(ex))
+
+    async def dead() -> None:
+        feed = DepthFeed(
+            "spot",
+            ["BTCUSDT"],
+            rest_url="http://127.0.0.1:9",
+            stream_url="ws://127.0.0.1:9",
+            implementation=impl,
+        )
+        with pytest.raises(FeedError, match="exchangeInfo"):
+            await feed.start()
+
+    run(dead(), timeout=20)
