@@ -45,6 +45,8 @@ MODULES: list[tuple[str, list[str]]] = [
     ("tickbook._raw_feed", [str(SRC / "_raw_feed.pyx")]),
     # The feed's hot path: frame -> decode -> apply -> publish, and Cython listeners.
     ("tickbook._router", [str(SRC / "_router.pyx")]),
+    # The example Cython listener (examples/cython_listener), built so the tests can run it.
+    ("tickbook._example_listener", ["examples/cython_listener/spread_watch.pyx"]),
 ]
 
 PROFILES = ("release", "debug")

@@ -524,3 +524,42 @@ def test_unknown_symbol_and_dead_server_fail_clearly(impl: str) -> None:
             await feed.start()
 
     run(dead(), timeout=20)
+
+
+# ------------------------------------------------------------------ Cython listener
+
+
+def test_cython_listener_sees_what_python_callbacks_see() -> None:
+    """The example Cython listener (examples/cython_listener) is called by the router in C:
+    as many updates and BBO changes as the Python callbacks count, and the same last BBO."""
+    from tickbook._example_listener import SpreadWatch
+
+    make = generated(events=800)
+    truth = oracle(make)
+    listener = SpreadWatch()
+    counted = {"update": 0, "bbo": 0}
+    last: dict[str, Any] = {}
+
+    def on_bbo(book: Any) -> None:
+        counted["bbo"] += 1
+        last["bid"], last["ask"] = book.best_bid_ticks()[0], book.best_ask_ticks()[0]
+
+    async def during(feed: DepthFeed) -> None:
+        feed.add_listener(listener, symbols=["BTCUSDT"])
+        feed.on_bbo(on_bbo, symbols=["BTCUSDT"])
+        feed.on_update(lambda book: counted.__setitem__("update", counted["update"] + 1), symbols=["BTCUSDT"])
+
+    with exchange(make) as ex:
+        run(follow(ex, "c", SYMBOLS, truth, during=during))
+    assert listener.updates == counted["update"] > 0
+    assert listener.bbo_changes == counted["bbo"] > 0
+    assert (listener.last_bid_ticks, listener.last_ask_ticks) == (last["bid"], last["ask"])
+    assert listener.widest_spread_ticks >= last["ask"] - last["bid"] > 0
+
+
+def test_cython_listeners_need_the_cython_core() -> None:
+    from tickbook._example_listener import SpreadWatch
+
+    feed = DepthFeed("spot", ["BTCUSDT"], implementation="py")
+    with pytest.raises(FeedError, match="Cython"):
+        feed.add_listener(SpreadWatch())
