@@ -7,6 +7,7 @@ pure-Python reference book otherwise (or when ``TICKBOOK_NO_EXTENSIONS=1``).
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,9 @@ from tickbook._types import (
     SnapshotResult,
     SyncState,
 )
+
+# A library logs, the application decides where it goes (no "last resort" stderr output).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 NO_EXTENSIONS = bool(os.environ.get("TICKBOOK_NO_EXTENSIONS"))
 

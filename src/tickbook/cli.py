@@ -1,4 +1,5 @@
-"""The ``tickbook`` command line: ``tickbook replay ...``, ``tickbook sim ...`` (more: watch, record, bench).
+"""The ``tickbook`` command line: ``tickbook replay ...``, ``tickbook sim ...``, ``tickbook watch ...``,
+``tickbook demo`` (more: record, bench).
 
 Exit status: 0 success; 1 ``--strict`` and something went wrong (a gap, a
 crossed book, a bookTicker mismatch, an error, a book not in sync at the end);
@@ -8,6 +9,12 @@ crossed book, a bookTicker mismatch, an error, a book not in sync at the end);
 ``tickbook sim`` serves until SIGINT/SIGTERM (or the end of the recording with
 ``--exit-after-replay``) and then exits 0; 1 if its pacing loop failed; 2 bad
 arguments, unreadable or unservable recordings, a port that cannot be bound.
+
+``tickbook watch`` runs until ``--duration`` or SIGINT/SIGTERM and exits 0; 1 when the feed
+cannot start (dead server, unknown symbol: a one-line message), or with ``--strict`` when a
+book is not in sync at the end (or differs from the local exchange's, with
+``--verify-against-sim``); 2 bad arguments; 130 interrupted (the summary is printed first).
+``tickbook demo`` exits 0 when every book is synced and equal to the exchange's, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -109,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.set_defaults(handler=_cmd_replay)
     _add_sim_parser(commands)
+    _add_watch_parser(commands)
+    _add_demo_parser(commands)
     return parser
 
 
@@ -658,3 +667,153 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(serve())
+
+
+# -------------------------------------------------------------------- watch
+
+
+def _add_watch_parser(commands: Any) -> None:
+    watch = commands.add_parser(
+        "watch",
+        help="follow live order books over the exchange's WebSockets and show them",
+        description=(
+            "Keep local books of SYMBOLs in sync (tickbook.feed.DepthFeed) and show them: on a terminal "
+            "a ladder per symbol redrawn a few times a second; otherwise one plain line per symbol every "
+            "second. Binance's production hosts by default; --url and --stream-url point it at any other "
+            "host speaking the protocol (the local exchange, `tickbook sim`). Stops after --duration "
+            "seconds or on Ctrl-C, then prints a summary (--json: exactly one JSON object on stdout, the "
+            "live view on stderr)."
+        ),
+    )
+    watch.add_argument("symbols", nargs="+", metavar="SYMBOL", help="symbols to follow, e.g. BTCUSDT ETHUSDT")
+    watch.add_argument(
+        "--market", choices=[m.value for m in Market], default="spot", help="market (default spot)"
+    )
+    watch.add_argument(
+        "--url", metavar="REST_BASE", help="REST base URL, e.g. http://127.0.0.1:PORT (with --stream-url)"
+    )
+    watch.add_argument(
+        "--stream-url", metavar="WS_BASE", help="WebSocket base URL, e.g. ws://127.0.0.1:PORT (with --url)"
+    )
+    watch.add_argument("--testnet", action="store_true", help="Binance's testnet hosts instead of production")
+    watch.add_argument(
+        "--depth", type=_positive_int, default=5, metavar="N", help="levels shown per side (default 5)"
+    )
+    watch.add_argument(
+        "--duration",
+        type=_positive_float,
+        metavar="S",
+        help="stop after S seconds (default: run until Ctrl-C)",
+    )
+    watch.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    watch.add_argument("-q", "--quiet", action="store_true", help="no live view, only the summary")
+    watch.add_argument(
+        "--speed",
+        default="100ms",
+        metavar="SPEED",
+        help="depth stream cadence: spot 100ms|1000ms, futures 100ms|250ms|500ms, or 'default' for the "
+        "market's own (default 100ms)",
+    )
+    watch.add_argument(
+        "--snapshot-limit",
+        type=_positive_int,
+        metavar="N",
+        help="levels of the REST depth snapshot (default: the market's maximum)",
+    )
+    watch.add_argument(
+        "--checksum-depth",
+        type=_positive_int,
+        default=20,
+        metavar="N",
+        help="levels per side in the summary's checksum (default 20, as /sim/truth's)",
+    )
+    watch.add_argument(
+        "--verify-against-sim",
+        action="store_true",
+        help="at the end, compare every book with the local exchange's true book (GET /sim/truth) at the "
+        "same update ID",
+    )
+    watch.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 1 if a book is not in sync at the end (or differs from the exchange's)",
+    )
+    watch.add_argument(
+        "--impl",
+        choices=["c", "py"],
+        help="book and router implementation: the Cython core or the pure-Python reference "
+        f"(default: {tickbook.IMPLEMENTATION!r})",
+    )
+    watch.set_defaults(handler=_cmd_watch)
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from tickbook.watch import WatchError, WatchOptions, normalise_symbols, run_watch
+
+    if (args.url is None) != (args.stream_url is None):
+        given, missing = ("--url", "--stream-url") if args.url is not None else ("--stream-url", "--url")
+        raise UsageError(f"{given} needs {missing} too: give both (the local exchange's URLs), or neither")
+    try:
+        options = WatchOptions(
+            symbols=normalise_symbols(args.symbols),
+            market=Market.parse(args.market),
+            rest_url=args.url,
+            stream_url=args.stream_url,
+            testnet=args.testnet,
+            depth=args.depth,
+            duration=args.duration,
+            speed=None if args.speed in ("default", "") else args.speed,
+            snapshot_limit=args.snapshot_limit,
+            checksum_depth=args.checksum_depth,
+            implementation=args.impl,
+            verify=args.verify_against_sim,
+        )
+        return run_watch(options, json_out=args.json, quiet=args.quiet, strict=args.strict)
+    except ValueError as exc:  # options the feed refuses: a bad URL, speed or snapshot limit
+        raise UsageError(str(exc)) from None
+    except WatchError as exc:
+        print(f"tickbook watch: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+# --------------------------------------------------------------------- demo
+
+
+def _add_demo_parser(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="watch a real recorded market served by the local exchange, and check the books",
+        description=(
+            "Start the local exchange (`tickbook sim`, a subprocess on 127.0.0.1) replaying the real "
+            "cryptofeed recording of Binance spot BTCUSDT, ETHUSDT and DOTUSDT (2021-04-04, 91 s) with "
+            "its REST snapshots, run `tickbook watch` against it for --duration seconds, compare every "
+            "book with the exchange's true book (/sim/truth) and stop the exchange. Exit status 0 when "
+            "every book is synced and equal to the exchange's."
+        ),
+    )
+    demo.add_argument(
+        "--duration", type=_positive_float, default=8.0, metavar="S", help="seconds to watch (default 8)"
+    )
+    demo.add_argument(
+        "--replay-speed",
+        type=_positive_float,
+        default=15.0,
+        metavar="X",
+        help="X times the recorded pace (default 15: the 91 s recording in about 6 s)",
+    )
+    demo.add_argument(
+        "--depth", type=_positive_int, default=5, metavar="N", help="levels shown per side (default 5)"
+    )
+    demo.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    demo.set_defaults(handler=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from tickbook.watch import DemoOptions, WatchError, run_demo
+
+    options = DemoOptions(duration=args.duration, replay_speed=args.replay_speed, depth=args.depth)
+    try:
+        return run_demo(options, json_out=args.json)
+    except WatchError as exc:
+        print(f"tickbook demo: {exc}", file=sys.stderr)
+        return EXIT_FAILED

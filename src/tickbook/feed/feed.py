@@ -621,7 +621,10 @@ class DepthFeed:
         if response.status != 200:
             asked = f" (asked for {', '.join(symbols)})" if symbols else ""
             raise FeedError(f"exchangeInfo from {url}: HTTP {response.status}{asked}: {body[:200]!r}")
-        info = msgspec.json.decode(body)
+        try:
+            info = msgspec.json.decode(body)
+        except msgspec.DecodeError as exc:
+            raise FeedError(f"exchangeInfo from {url}: not JSON ({exc}): {body[:120]!r}") from None
         if info.get("rateLimits"):
             self._budget.configure(info["rateLimits"])
         for entry in info.get("symbols", []):
