@@ -290,3 +290,18 @@ def test_helpers() -> None:
     assert "IP banned until 121000" in banned["msg"]
     assert json.loads(http_error_body(503)) == {"code": -1008, "msg": "Service Unavailable."}
     assert json.loads(http_error_body(599))["code"] == -1000
+
+
+def test_http_retry_option_sets_the_retry_after() -> None:
+    """``http@N:429:retry=S`` answers with ``Retry-After: S``; other kinds refuse ``retry=``."""
+    faults = parse_faults("http@2:418:retry=1,http@3:429")
+    assert [f.token() for f in faults] == ["http@2:418:retry=1", "http@3:429"]
+    plan = FaultPlan(faults)
+    assert plan.on_rest_request(1) is None
+    assert plan.retry_after is None
+    assert plan.on_rest_request(2) == 418
+    assert plan.retry_after == 1
+    assert plan.on_rest_request(3) == 429
+    assert plan.retry_after is None  # the exchange's own Retry-After
+    with pytest.raises(ValueError, match="retry="):
+        parse_faults("drop@5:retry=1")
