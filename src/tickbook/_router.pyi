@@ -1,5 +1,6 @@
 """Typing stub of the Cython router (``_router.pyx``); semantics in ``_router_py``."""
 
+import builtins
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -42,7 +43,7 @@ class DepthSlot:
     decoder: Any
     hooks: Any
     owner: Router | None
-    held: list[tuple[Router, bytes]]
+    held: list[tuple[Router, builtins.bytes]]
     snapshot_pending: bool
     dirty: bool
     last_state: int
@@ -84,7 +85,7 @@ def publish(slot: DepthSlot, flags: int) -> None: ...
 class Router:
     hooks: Any
     coalesce: bool
-    routes: dict[bytes, DepthSlot | StreamSlot]
+    routes: dict[builtins.bytes, DepthSlot | StreamSlot]
     messages: int
     bytes: int
     unrouted: int
@@ -92,5 +93,5 @@ class Router:
     def add(self, slot: DepthSlot | StreamSlot) -> None: ...
     def remove(self, stream: str) -> DepthSlot | StreamSlot | None: ...
     def release(self, slot: DepthSlot) -> None: ...
-    def feed(self, payload: bytes | bytearray | memoryview, last_in_buffer: bool = ...) -> None: ...
+    def feed(self, payload: builtins.bytes | bytearray | memoryview, last_in_buffer: bool = ...) -> None: ...
     def flush(self) -> None: ...

@@ -34,7 +34,7 @@ _STREAMS: Final = {
     (Market.COINM, Environment.PRODUCTION): "wss://dstream.binance.com",
     (Market.COINM, Environment.TESTNET): "wss://dstream.binancefuture.com",
 }
-_DEPTH_PATH: Final = {
+DEPTH_PATHS: Final = {
     Market.SPOT: "/api/v3/depth",
     Market.USDM: "/fapi/v1/depth",
     Market.COINM: "/dapi/v1/depth",
@@ -91,7 +91,7 @@ class Endpoints:
 
     @property
     def depth_path(self) -> str:
-        return _DEPTH_PATH[self.market]
+        return DEPTH_PATHS[self.market]
 
     @property
     def exchange_info_path(self) -> str:

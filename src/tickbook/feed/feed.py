@@ -35,6 +35,7 @@ from tickbook.feed.connection import AttemptLimiter, ControlError, Pacer, Stream
 from tickbook.feed.endpoints import Endpoints, Environment, depth_route, depth_stream
 from tickbook.feed.snapshots import Snapshot, SnapshotScheduler
 from tickbook.limits import depth_limit as normalise_depth_limit
+from tickbook.limits import weight
 
 log = logging.getLogger(__name__)
 
@@ -611,7 +612,7 @@ class DepthFeed:
         if self.market is Market.SPOT and symbols:
             params["symbols"] = msgspec.json.encode(symbols).decode()
         url = self.endpoints.rest + self.endpoints.exchange_info_path
-        await self._budget.acquire(20 if self.market is Market.SPOT else 1)
+        await self._budget.acquire(weight(self.market, "GET", self.endpoints.exchange_info_path, params))
         try:
             async with self._session.get(url, params=params) as response:
                 self._budget.observe(response.status, response.headers)

@@ -37,7 +37,6 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, Literal, TypedDict
@@ -48,17 +47,12 @@ import msgspec
 from tickbook._types import Market
 from tickbook.budget import RequestBudget
 from tickbook.decode import DecodeError, decode_snapshot
+from tickbook.feed.endpoints import DEPTH_PATHS
 from tickbook.limits import depth_limit, depth_weight
 
-__all__ = ["DEPTH_PATHS", "Snapshot", "SnapshotError", "SnapshotScheduler", "SnapshotStats"]
+__all__ = ["Snapshot", "SnapshotError", "SnapshotScheduler", "SnapshotStats"]
 
 log = logging.getLogger(__name__)
-
-DEPTH_PATHS: Final[Mapping[Market, str]] = {
-    Market.SPOT: "/api/v3/depth",
-    Market.USDM: "/fapi/v1/depth",
-    Market.COINM: "/dapi/v1/depth",
-}
 
 
 @dataclass(frozen=True, slots=True)
