@@ -5,10 +5,12 @@ PYTHON ?= python3
 VENV ?= .venv
 VPY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+FEED_ARGS ?=
 BENCH_ARGS ?= --benchmark-only --benchmark-disable-gc --benchmark-warmup=on \
 	--benchmark-sort=name --benchmark-columns=min,median,mean,iqr,ops,rounds
-DEMO_ARGS ?= --show-bbo --check-bookticker data/real/hftbacktest/spot/btcusdt_20240808.gz \
-	data/real/hftbacktest/spot/btcusdt_20240809.gz
+# `tickbook demo`: the local exchange replays a real 91 s recording (3 spot symbols) at 15x while
+# `tickbook watch` follows it for 8 s; then every book is checked against the exchange's.
+DEMO_ARGS ?= --duration 8 --replay-speed 15
 # NO_TESTS_OK=1: pytest's "no tests collected" (exit 5) is not an error (used by .ci/run).
 NO_TESTS_OK ?=
 
@@ -21,7 +23,7 @@ STAMP_DEBUG := build/.ext-debug
 LINT_PATHS := $(wildcard src tests benches)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv build debug annotate test test-py test-debug demo bench bench-report lint typecheck clean distclean
+.PHONY: help venv build debug annotate test test-py test-debug demo bench bench-report bench-feed lint typecheck clean distclean
 
 help: ## show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-11s %s\n", $$1, $$2}' \
@@ -81,14 +83,17 @@ test-py: $(STAMP_VENV) ## run the test suite with TICKBOOK_NO_EXTENSIONS=1 (pure
 test-debug: debug ## build the debug profile, then run the test suite on it
 	$(call run_pytest,$(PYTEST_ARGS) tests,)
 
-demo: build ## replay a real recorded Binance market through the engine (DEMO_ARGS=...)
-	$(VPY) -m tickbook replay $(DEMO_ARGS)
+demo: build ## watch a real recorded market served by the local exchange, check the books (DEMO_ARGS=...)
+	$(VPY) -m tickbook demo $(DEMO_ARGS)
 
 bench: build $(STAMP_BENCH) ## run benches/ with pytest-benchmark (BENCH_ARGS=...)
 	$(VPY) -m pytest benches $(BENCH_ARGS)
 
 bench-report: build $(STAMP_BENCH) ## run benches/ and rewrite BENCHMARKS.md (tables, targets, memory)
 	$(VPY) benches/report.py --out BENCHMARKS.md --save-json .benchmarks/last.json
+
+bench-feed: build $(STAMP_BENCH) ## live feed vs websockets/aiohttp readers on loopback; rewrites its BENCHMARKS.md block (FEED_ARGS=--quick)
+	$(VPY) benches/feed_bench.py $(FEED_ARGS) --out BENCHMARKS.md
 
 lint: $(STAMP_VENV) ## ruff check + ruff format --check; cython-lint on the .pyx/.pxd files
 	$(VENV)/bin/ruff check $(LINT_PATHS)

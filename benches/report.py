@@ -691,12 +691,12 @@ def main(argv: list[str] | None = None) -> int:
     profiles = {ds.key: pl.profile(ds) for ds in datasets}
     text = render(res, memory, lat, profiles, command)
     if args.out is not None:
-        # Sections other scripts own (benches/sim_push.py) survive a rewrite.
+        # Sections other scripts own (benches/sim_push.py, benches/feed_bench.py) survive a rewrite.
         old = args.out.read_text() if args.out.exists() else ""
-        begin, end = "<!-- sim-push -->", "<!-- /sim-push -->"
-        if begin in old and end in old:
-            kept = begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
-            text = text.rstrip("\n") + "\n\n" + kept
+        for begin, end in (("<!-- sim-push -->", "<!-- /sim-push -->"), ("<!-- feed -->", "<!-- /feed -->")):
+            if begin in old and end in old:
+                kept = begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
+                text = text.rstrip("\n") + "\n\n" + kept
         args.out.write_text(text)
         print(f"wrote {args.out}", file=sys.stderr)
     else:
