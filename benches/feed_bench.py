@@ -78,6 +78,8 @@ TOP = 20  # levels per side compared with the truth
 SECONDS = {1000: 3.0, 10_000: 2.0, 100_000: 1.5}  # length of a paced run per rate
 QUICK_SECONDS = {1000: 1.0, 10_000: 1.0, 100_000: 0.5}
 GRACE = 0.1  # seconds between the snapshot being served and the measured part
+IDLE_FRAMES = 1500  # frames per pass of the router-alone idle test (read_memory)
+IDLE_WARMUP = 100  # the first ones are not counted
 ID_RE = re.compile(rb'"U":(\d+),"u":(\d+)')
 TICKBOOK = ("tickbook-c", "tickbook-py")
 PEERS = ("aiohttp", "websockets")
@@ -635,25 +637,13 @@ class _Hooks:
         pass
 
 
-async def read_memory(cfg: dict[str, Any]) -> dict[str, Any]:
-    """tickbook's Cython router alone: the frames a network client gets after the snapshot,
-    fed from memory, with the same ``on_bbo`` callback (where the feed's time goes)."""
+def _memory_router(stream: LoopStream, symbol: str, hooks: _Hooks) -> tuple[Any, Any]:
+    """A router and its book, synced from the server's snapshot, with the benchmark's on_bbo."""
     from tickbook._book import OrderBook
     from tickbook._router import DepthSlot, Router
 
-    stream = build_stream()
-    events = cfg["frames"] - 1
-    buf, offsets = encode_frames(stream, events)
-    view = memoryview(buf)
-    frames = []
-    for g in range(SNAPSHOT_AT + 1, events):
-        frame = view[offsets[g] : offsets[g + 1]]
-        short = frame[1] & 0x7F
-        frames.append(frame[2 + (2 if short == 126 else 8 if short == 127 else 0) :])
-    frames.append(memoryview(stream.closing(events)))
-    hooks = _Hooks()
-    book = OrderBook(cfg["symbol"], "spot")
-    slot = DepthSlot(book, cfg["stream"], hooks)
+    book = OrderBook(symbol, "spot")
+    slot = DepthSlot(book, STREAM, hooks)
     router = Router(hooks, False)
     router.add(slot)
     snap = msgspec.json.decode(stream.snapshot)
@@ -665,12 +655,34 @@ async def read_memory(cfg: dict[str, Any]) -> dict[str, Any]:
         latest[1] = book.best_ask()
 
     slot.set_callbacks((on_bbo,), ())
+    return router, book
+
+
+async def read_memory(cfg: dict[str, Any]) -> dict[str, Any]:
+    """tickbook's Cython router alone: the frames a network client gets after the snapshot,
+    fed from memory, with the same ``on_bbo`` callback (where the feed's time goes).
+
+    Then the first ``IDLE_FRAMES`` of them again, timing each ``feed`` call (frame in,
+    callbacks returned): back to back, with a 1 ms sleep between frames (what a reader at
+    1k messages/s does), and with a 1 ms busy-wait instead of the sleep."""
+    stream = build_stream()
+    events = cfg["frames"] - 1
+    buf, offsets = encode_frames(stream, events)
+    view = memoryview(buf)
+    frames = []
+    for g in range(SNAPSHOT_AT + 1, events):
+        frame = view[offsets[g] : offsets[g + 1]]
+        short = frame[1] & 0x7F
+        frames.append(frame[2 + (2 if short == 126 else 8 if short == 127 else 0) :])
+    frames.append(memoryview(stream.closing(events)))
+    hooks = _Hooks()
+    router, book = _memory_router(stream, cfg["symbol"], hooks)
     feed = router.feed
     t0 = clock()
     for frame in frames:
         feed(frame, True)
     t1 = clock()
-    return {
+    out = {
         "client": cfg["client"],
         "msgs_per_s": len(frames) / (t1 - t0) * 1e9,
         "synced": book.synced,
@@ -678,6 +690,29 @@ async def read_memory(cfg: dict[str, Any]) -> dict[str, Any]:
         "book": {"bids": book.bids_str(TOP), "asks": book.asks_str(TOP)},
         "problems": hooks.problems,
     }
+    counts = np.asarray(stream.level_counts)
+    local = (np.arange(IDLE_FRAMES) + SNAPSHOT_AT + 1) % stream.size
+    median = statistics.median(stream.level_counts[: stream.real])
+    mid = (local < stream.real) & (abs(counts[local] - median) <= 0.2 * median)
+    idle: dict[str, Any] = {}
+    for mode in ("back_to_back", "sleep_1ms", "spin_1ms"):
+        router, book = _memory_router(stream, cfg["symbol"], hooks)
+        feed = router.feed
+        took = np.zeros(IDLE_FRAMES, dtype=np.int64)
+        for i, frame in enumerate(frames[:IDLE_FRAMES]):
+            if mode == "sleep_1ms":
+                time.sleep(0.001)
+            elif mode == "spin_1ms":
+                until = clock() + 1_000_000
+                while clock() < until:
+                    pass
+            start = clock()
+            feed(frame, True)
+            took[i] = clock() - start
+        counted = np.arange(IDLE_FRAMES) >= IDLE_WARMUP
+        idle[mode] = {"all": _pcts(took[counted]), "median_size": _pcts(took[counted & mid])}
+    out["idle"] = idle
+    return out
 
 
 def client_main(argv: list[str]) -> int:
@@ -849,6 +884,7 @@ class Orchestrator:
             out["correct"] = True
         if client == MEMORY:
             out["msgs_per_s"] = res["msgs_per_s"]
+            out["idle"] = res["idle"]
             self._say(f"{client:16} max speed: {out['msgs_per_s']:>12,.0f} msgs/s (from memory)")
         elif rate == 0:
             out["msgs_per_s"] = (count + 1) / (res["t_end_ns"] - server["t_start_ns"]) * 1e9
@@ -1009,7 +1045,16 @@ def machine() -> dict[str, Any]:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[dist] = "not installed"
+    tree = "unknown"
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        git = ["git", "-C", str(ROOT)]
+        head = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
+        dirty = subprocess.run([*git, "status", "--porcelain", "src"], capture_output=True, text=True)
+        if head.returncode == 0:
+            changed = " + uncommitted changes in src/" if dirty.stdout else ""
+            tree = f"commit {head.stdout.strip()}{changed}"
     return {
+        "tree": tree,
         "cpu": cpu,
         "cores": os.cpu_count(),
         "kernel": platform.release(),
@@ -1051,10 +1096,11 @@ def render(data: dict[str, Any], command: str) -> str:
         "## Live feed on loopback: tickbook vs readers built on `websockets` and aiohttp",
         "",
         "Written by `benches/feed_bench.py`; reproduce with",
-        f"`{command}` (`make bench-feed`; `FEED_ARGS=--quick` for a one-minute pass).",
+        f"`{command}` (`make bench-feed`; `make bench-feed FEED_ARGS=--quick`: one run each, shorter runs).",
         "",
         f"{m['cpu']}, {m['cores']} logical cores shared with other tenants, Linux {m['kernel']}; "
-        f"run {m['when']}, load average at the end {', '.join(f'{x:.2f}' for x in m['loadavg_end'])}. "
+        f"run {m['when']} on {m.get('tree', 'an unknown tree')}, load average at the end "
+        f"{', '.join(f'{x:.2f}' for x in m['loadavg_end'])}. "
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
         + ".",
         "",
@@ -1082,8 +1128,12 @@ def render(data: dict[str, Any], command: str) -> str:
         "bid and ask of their book after every message (as a bot does) and call their callback when "
         "either changed; see `benches/_feed_peers.py`.",
         "",
-        f"Every number is the median of {reps} runs per client, clients alternating within each "
-        "round. Two shared cores: "
+        (
+            f"Every number is the median of {reps} runs per client, clients alternating within each round."
+            if reps > 1
+            else "One run per client (`--quick`): no medians."
+        )
+        + " Two shared cores: "
         + (
             "server pinned to CPU 0, client to CPU 1"
             if plan.get("pin")
@@ -1113,8 +1163,9 @@ def render(data: dict[str, Any], command: str) -> str:
         )
     lines += [
         "",
-        "*tickbook-c is*: tickbook-c's messages/s over the row's. The receive-only rows are the "
-        "transport floors of each library on the same frames.",
+        "*tickbook-c is*: tickbook-c's messages/s over the row's (above 1: tickbook-c is faster). "
+        "The last rows say where the time goes: tickbook's router alone, without the socket, and "
+        "each library receiving the same frames without decoding them or keeping a book.",
         "",
         "### Latency at paced rates",
         "",
@@ -1177,10 +1228,36 @@ def render(data: dict[str, Any], command: str) -> str:
             rs = [r for r in ok(c, rate) if r.get("router")]
             if not rs:
                 continue
-            med = {k: _median([r["router"][k] for r in rs]) for k in ("count", "p50", "p99", "p999", "max")}
+            hist = {k: _median([r["router"][k] for r in rs]) for k in ("count", "p50", "p99", "p999", "max")}
             lines.append(
-                f"| {rate:,} | {c} | {med['count']:,.0f} | {med['p50'] / 1e3:,.1f} | {med['p99'] / 1e3:,.1f} "
-                f"| {med['p999'] / 1e3:,.1f} | {med['max'] / 1e3:,.1f} |"
+                f"| {rate:,} | {c} | {hist['count']:,.0f} | {hist['p50'] / 1e3:,.1f} | "
+                f"{hist['p99'] / 1e3:,.1f} | {hist['p999'] / 1e3:,.1f} | {hist['max'] / 1e3:,.1f} |"
+            )
+    idle_runs = [r for r in ok(MEMORY, 0) if r.get("idle")]
+    if idle_runs:
+        lines += [
+            "",
+            "Where the in-process time goes at low rates: the same router alone, frames from memory "
+            f"({IDLE_FRAMES:,} of them, the first {IDLE_WARMUP} not counted), each `feed` call timed "
+            "(frame in, callbacks returned), µs. Between two frames the reader sleeps 1 ms (as at "
+            "1k messages/s), or busy-waits 1 ms, or goes straight on:",
+            "",
+            "| between frames | p50 | p99 | median-size p50 | p99 |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        names = {
+            "back_to_back": "nothing (back to back)",
+            "sleep_1ms": "`time.sleep(0.001)`",
+            "spin_1ms": "1 ms busy-wait",
+        }
+        for mode, name in names.items():
+
+            def idle(part: str, pct: str, mode: str = mode) -> str:
+                return _fmt(_median([r["idle"][mode][part][pct] for r in idle_runs]))
+
+            lines.append(
+                f"| {name} | {idle('all', 'p50')} | {idle('all', 'p99')} | {idle('median_size', 'p50')} | "
+                f"{idle('median_size', 'p99')} |"
             )
     lines += ["", "### Targets", "", "From the issue, medians of this run.", ""]
     lines += ["| target | measured | goal | status |", "| --- | ---: | --- | --- |"]
@@ -1333,7 +1410,10 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         data = measure(plan, wrap=shlex.split(args.wrap) if args.wrap else None)
         python = os.path.relpath(sys.executable, ROOT) if sys.prefix.startswith(str(ROOT)) else sys.executable
-        data["command"] = " ".join([python, "benches/feed_bench.py", *argv])
+        shown = [a for a in argv if not a.startswith("--save-json")]
+        if args.save_json is not None and str(args.save_json) in shown:  # "--save-json FILE": drop FILE
+            shown.remove(str(args.save_json))
+        data["command"] = " ".join([python, "benches/feed_bench.py", *shown])
         data["seconds"] = time.monotonic() - started
         print(f"measured in {data['seconds']:.0f} s", file=sys.stderr)
         if args.save_json is not None:
