@@ -121,18 +121,19 @@ class _Listener(WSListener):
         self._connection._on_connected(transport)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        if frame.msg_type is _TEXT and frame.fin:
+        msg_type = frame.msg_type  # a property that builds the enum: read it once
+        if msg_type is _TEXT and frame.fin:
             self._feed(frame.get_payload_as_memoryview(), frame.last_in_buffer)
-        elif frame.msg_type is _TEXT or (frame.msg_type is _CONTINUATION and self._fragments is not None):
+        elif msg_type is _TEXT or (msg_type is _CONTINUATION and self._fragments is not None):
             # A fragmented message (the exchange does not send them, a proxy might).
-            if frame.msg_type is _TEXT:
+            if msg_type is _TEXT:
                 self._fragments = []
             assert self._fragments is not None
             self._fragments.append(frame.get_payload_as_bytes())
             if frame.fin:
                 whole, self._fragments = b"".join(self._fragments), None
                 self._feed(whole, frame.last_in_buffer)
-        elif frame.msg_type is WSMsgType.CLOSE:
+        elif msg_type is WSMsgType.CLOSE:
             self._connection.close_code = frame.get_close_code()
             self._connection.close_reason = frame.get_close_message().decode("utf-8", "replace")
         # PING is answered by picows (enable_auto_pong, echoing the payload as the
@@ -161,7 +162,6 @@ class StreamConnection:
         pacer: Pacer,
         auto_ping_idle: float,
         auto_ping_reply: float,
-        on_message: Callable[[StreamConnection, bytes | None, bytes], None] | None = None,
     ) -> None:
         self.id = next(self._ids)
         self.endpoints = endpoints

@@ -274,7 +274,7 @@ class DepthFeed:
         self._state_callbacks: list[Callable[[StateEvent], object]] = []
         self._channels: set[_Channel] = set()
         self._state_channels: set[_Channel] = set()
-        self._info: dict[str, dict[str, Any]] = {}
+        self._listed: set[str] = set()  # symbols exchangeInfo lists
         self._budget: RequestBudget | None = None
         self._snapshots: SnapshotScheduler | None = None
         self._started = False
@@ -362,22 +362,15 @@ class DepthFeed:
     ) -> AsyncIterator[BestBidAsk]:
         """``async for bbo in feed.bbo_updates():`` a ``BestBidAsk`` per change. With
         ``conflate`` (default) a slow consumer gets the latest per symbol, never a backlog."""
-        channel = _Channel(self._channels.discard, conflate, maxsize)
-        only = frozenset(s.upper() for s in symbols) if symbols is not None else None
-        self._channels.add(channel)
-
-        def push(book: Any) -> None:
-            if only is None or book.symbol in only:
-                channel.push(book.symbol, BestBidAsk.of(book))
-
-        remove = self.on_bbo(push)
-        original_close = channel._close
 
         def close(ch: _Channel) -> None:
             remove()
-            original_close(ch)
+            self._channels.discard(ch)
 
-        channel._close = close
+        channel = _Channel(close, conflate, maxsize)
+        self._channels.add(channel)
+        # The symbol filter is the subscription's: the router only calls push for those books.
+        remove = self.on_bbo(lambda book: channel.push(book.symbol, BestBidAsk.of(book)), symbols)
         return channel
 
     def state_events(self, maxsize: int = 10_000) -> AsyncIterator[StateEvent]:
@@ -605,7 +598,7 @@ class DepthFeed:
         )
 
     async def _load_exchange_info(self, symbols: list[str]) -> None:
-        """Weight limits for the budget; tick and step sizes; unknown symbols refused."""
+        """Weight limits for the budget; symbols the exchange does not list are refused."""
         assert self._session is not None
         assert self._budget is not None
         params = {}
@@ -628,14 +621,8 @@ class DepthFeed:
             raise FeedError(f"exchangeInfo from {url}: not JSON ({exc}): {body[:120]!r}") from None
         if info.get("rateLimits"):
             self._budget.configure(info["rateLimits"])
-        for entry in info.get("symbols", []):
-            filters = {f.get("filterType"): f for f in entry.get("filters", [])}
-            self._info[entry["symbol"]] = {
-                "tick_size": filters.get("PRICE_FILTER", {}).get("tickSize"),
-                "step_size": filters.get("LOT_SIZE", {}).get("stepSize"),
-                "status": entry.get("status"),
-            }
-        unknown = [s for s in symbols if s not in self._info]
+        self._listed.update(entry["symbol"] for entry in info.get("symbols", []))
+        unknown = [s for s in symbols if s not in self._listed]
         if unknown:
             raise FeedError(f"not listed on {self.market.value}: {', '.join(unknown)}")
 
