@@ -65,6 +65,7 @@ cdef class StreamSlot:
 cdef class Router:
     cdef public object hooks
     cdef public bint coalesce
+    cdef public bint retiring          # being replaced: never takes a slot over
     cdef public dict routes
     cdef list _dirty
     cdef public int64_t messages, bytes, unrouted

@@ -85,6 +85,7 @@ def publish(slot: DepthSlot, flags: int) -> None: ...
 class Router:
     hooks: Any
     coalesce: bool
+    retiring: bool
     routes: dict[builtins.bytes, DepthSlot | StreamSlot]
     messages: int
     bytes: int

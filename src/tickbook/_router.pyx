@@ -271,6 +271,7 @@ cdef class Router:
         self.coalesce = coalesce
         self.routes = {}
         self._dirty = []
+        self.retiring = False
 
     def add(self, slot):
         self.routes[slot.stream.encode()] = slot
@@ -373,8 +374,8 @@ cdef class Router:
 
     cdef bint _standby(self, DepthSlot slot, object event, object payload) except -1:
         cdef int position
-        if slot.book._state != STATE_SYNCED:
-            slot.duplicates += 1
+        if self.retiring or slot.book._state != STATE_SYNCED:
+            slot.duplicates += 1  # its replacement delivers the same events
             return False
         position = self._continues(slot, event)
         if position > 0 and not slot.held:
@@ -382,6 +383,8 @@ cdef class Router:
             return True
         if position == 0:
             slot.duplicates += 1
+            if <int64_t>event.u == slot.book._id and not slot.held:
+                self._take(slot)  # in step with the owner: see _router_py._standby
         elif len(slot.held) < MAX_HELD:
             slot.held.append((self, bytes(payload)))
         else:  # the owner never caught up: resync from a snapshot on this connection

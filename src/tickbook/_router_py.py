@@ -254,6 +254,9 @@ class Router:
         self.hooks = hooks
         self.coalesce = coalesce
         self.routes: dict[bytes, DepthSlot | StreamSlot] = {}
+        # Set when this router's connection is being replaced: it never takes a slot over,
+        # so ownership moves one way, to the replacement.
+        self.retiring = False
         self._dirty: list[DepthSlot] = []
         self.messages = 0
         self.bytes = 0
@@ -354,8 +357,8 @@ class Router:
         with its owner until the manager releases it: two connections interleaving
         events into one buffer would turn a harmless delay into a gap.
         """
-        if not slot.book.synced:
-            slot.duplicates += 1
+        if self.retiring or not slot.book.synced:
+            slot.duplicates += 1  # its replacement delivers the same events
             return False
         position = self._continues(slot, event)
         if position > 0 and not slot.held:
@@ -363,6 +366,11 @@ class Router:
             return True
         if position == 0:
             slot.duplicates += 1
+            if event.u == slot.book.last_update_id and not slot.held:
+                # In step with the owner: this router's next event continues the book.
+                # (Waiting for an event that continues it would wait forever when this
+                # router trails the owner by a message, as a replacement usually does.)
+                self._take(slot)
         elif len(slot.held) < MAX_HELD:
             slot.held.append((self, bytes(payload)))
         else:  # the owner never caught up: resync from a snapshot on this connection

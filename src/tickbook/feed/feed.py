@@ -785,6 +785,7 @@ class DepthFeed:
         if old.replaced or self._stopping:
             return
         old.replaced = True
+        old.router.retiring = True
         self.counters["replacements"] += 1
         router = self._router_mod.Router(self, self.coalesce)
         for slot in old.router.routes.values():
