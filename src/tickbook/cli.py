@@ -1,5 +1,5 @@
 """The ``tickbook`` command line: ``tickbook replay ...``, ``tickbook sim ...``, ``tickbook watch ...``,
-``tickbook demo`` (more: record, bench).
+``tickbook demo``, ``tickbook journal ...`` (more: record, bench).
 
 Exit status: 0 success; 1 ``--strict`` and something went wrong (a gap, a
 crossed book, a bookTicker mismatch, an error, a book not in sync at the end);
@@ -15,6 +15,8 @@ cannot start (dead server, unknown symbol: a one-line message), or with ``--stri
 book is not in sync at the end (or differs from the local exchange's, with
 ``--verify-against-sim``); 2 bad arguments; 130 interrupted (the summary is printed first).
 ``tickbook demo`` exits 0 when every book is synced and equal to the exchange's, 1 otherwise.
+``tickbook journal`` exits 0 (also when nothing matches); 2 bad arguments, or a file that is
+missing or not a journal.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
@@ -118,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sim_parser(commands)
     _add_watch_parser(commands)
     _add_demo_parser(commands)
+    _add_journal_parser(commands)
     return parser
 
 
@@ -817,3 +821,204 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     except WatchError as exc:
         print(f"tickbook demo: {exc}", file=sys.stderr)
         return EXIT_FAILED
+
+
+# ------------------------------------------------------------------ journal
+
+_RELATIVE_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def _when_ms(text: str, *, now_ms: int | None = None) -> int:
+    """``--since``/``--until``: epoch time (s, ms, µs or ns, told apart by size), an ISO 8601
+    date or date-time (UTC unless it carries an offset), or a duration ago (``90s``, ``15m``,
+    ``2h``, ``7d``)."""
+    text = text.strip()
+    if text.isdigit():
+        return time_to_ns(int(text)) // 1_000_000
+    match = _RELATIVE_RE.fullmatch(text)
+    if match:
+        now = now_ms if now_ms is not None else int(dt.datetime.now(tz=dt.UTC).timestamp() * 1000)
+        return now - int(float(match[1]) * _UNIT_MS[match[2]])
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected epoch time, an ISO date-time or a duration ago like 15m, got {text!r}"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp() * 1000)
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def _add_journal_parser(commands: Any) -> None:
+    journal = commands.add_parser(
+        "journal",
+        help="list or summarise an audit journal of REST requests (tickbook.trading.Journal)",
+        description=(
+            "Read a journal written by the REST client (an SQLite file; secrets were redacted before "
+            "they were written). Without --stats: the matching entries, oldest first, one line each "
+            "(time, market, method, endpoint, HTTP status, weight used, latency, client order ID, error, "
+            "parameters). With --stats: requests, errors and latency percentiles per endpoint, and error "
+            "counts by code and endpoint. The file is opened read-only: a client may be writing it."
+        ),
+    )
+    journal.add_argument("path", metavar="PATH", help="the journal file")
+    journal.add_argument("--endpoint", metavar="PATH", help="only this endpoint, e.g. /api/v3/order")
+    journal.add_argument("--order-id", metavar="ID", help="only requests carrying this client order ID")
+    journal.add_argument("--errors", action="store_true", help="only failed requests")
+    journal.add_argument(
+        "--since",
+        type=_when_ms,
+        metavar="WHEN",
+        help="only entries at or after WHEN: epoch time (s or ms), an ISO date-time (UTC unless it has an "
+        "offset) or a duration ago (90s, 15m, 2h, 7d)",
+    )
+    journal.add_argument(
+        "--until", type=_when_ms, metavar="WHEN", help="only entries before WHEN (as --since)"
+    )
+    journal.add_argument(
+        "--limit",
+        type=_non_negative_int,
+        default=100,
+        metavar="N",
+        help="the most recent N matching entries (default 100; 0: all)",
+    )
+    journal.add_argument(
+        "-v", "--verbose", action="store_true", help="also print each entry's (redacted) response"
+    )
+    journal.add_argument(
+        "--stats",
+        action="store_true",
+        help="per-endpoint counts, error counts by code and endpoint, latency percentiles (with --since "
+        "and --until only)",
+    )
+    journal.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    journal.set_defaults(handler=_cmd_journal)
+
+
+def _format_ms(ts_ms: int | None) -> str:
+    if ts_ms is None:
+        return "-"
+    seconds, millis = divmod(ts_ms, 1000)
+    try:
+        stamp = dt.datetime.fromtimestamp(seconds, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return str(ts_ms)
+    return f"{stamp}.{millis:03d}"
+
+
+def _error_name(code: int) -> str:
+    try:
+        from tickbook.trading.errors import ERROR_NAMES
+    except ImportError:  # pragma: no cover - the errors module ships with the journal
+        return ""
+    return ERROR_NAMES.get(code, "")
+
+
+def _cmd_journal(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from tickbook.trading.journal import Journal, JournalError
+
+    if args.stats and (args.endpoint is not None or args.order_id is not None or args.errors):
+        raise UsageError("--stats summarises every endpoint: use it with --since/--until only")
+    try:
+        journal = Journal(args.path, readonly=True)
+    except JournalError as exc:
+        raise UsageError(str(exc)) from None
+    with journal:
+        if args.stats:
+            stats = journal.stats(since_ms=args.since, until_ms=args.until)
+            if args.json:
+                sys.stdout.write(json.dumps({"journal": args.path, **stats}) + "\n")
+            else:
+                _print_journal_stats(args.path, stats, sys.stdout)
+            return EXIT_OK
+        found = journal.entries(
+            endpoint=args.endpoint,
+            client_order_id=args.order_id,
+            errors_only=args.errors,
+            since_ms=args.since,
+            until_ms=args.until,
+            limit=args.limit or None,
+        )
+        if args.json:
+            rows = [asdict(entry) for entry in found]
+            if not args.verbose:
+                for row in rows:
+                    row.pop("response")
+            sys.stdout.write(json.dumps({"journal": args.path, "entries": rows}) + "\n")
+            return EXIT_OK
+        for entry in found:
+            error = ""
+            if entry.error_code is not None or entry.error_msg is not None:
+                code = "" if entry.error_code is None else f"{entry.error_code} "
+                error = f"  error {code}{entry.error_msg or ''}".rstrip()
+            sys.stdout.write(
+                f"{_format_ms(entry.ts_ms)}  {entry.market:<5} {entry.method:<6} {entry.endpoint}"
+                f"  {entry.status if entry.status is not None else '-'}"
+                f"  w={entry.weight_used if entry.weight_used is not None else '-'}"
+                f"  {entry.latency_ms:.1f} ms"
+                + (f"  id={entry.client_order_id}" if entry.client_order_id else "")
+                + error
+                + (f"  {entry.params}" if entry.params else "")
+                + "\n"
+            )
+            if args.verbose and entry.response is not None:
+                sys.stdout.write(f"    -> {entry.response}\n")
+        if not found:
+            sys.stdout.write("(no matching entries)\n")
+        elif args.limit and len(found) == args.limit:
+            sys.stdout.write(f"(showing the most recent {args.limit}; --limit 0 for all)\n")
+    return EXIT_OK
+
+
+def _print_journal_stats(path: str, s: dict[str, Any], out: TextIO) -> None:
+    out.write(
+        f"journal {path}: {_n(s['entries'])} entries"
+        + (f", {_format_ms(s['first_ts_ms'])} to {_format_ms(s['last_ts_ms'])} UTC" if s["entries"] else "")
+        + "\n"
+    )
+    if not s["entries"]:
+        return
+    headers = ["endpoint", "requests", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms"]
+    rows = [headers]
+    for name, e in s["endpoints"].items():
+        lat = e["latency_ms"]
+        rows.append(
+            [name, _n(e["requests"]), _n(e["errors"])]
+            + [f"{lat[q]:.1f}" for q in ("p50", "p90", "p99", "max")]
+        )
+    lat = s["latency_ms"]
+    errors = sum(e["errors"] for e in s["endpoints"].values())
+    rows.append(
+        ["(all)", _n(s["entries"]), _n(errors)] + [f"{lat[q]:.1f}" for q in ("p50", "p90", "p99", "max")]
+    )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(headers))]
+    for row in rows:
+        cells = [
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        out.write("  ".join(cells).rstrip() + "\n")
+    if s["errors"]:
+        out.write("errors by code and endpoint:\n")
+        for e in s["errors"]:
+            name = _error_name(e["code"])
+            out.write(
+                f"  {e['code']:>6}  {e['endpoint']}  {_n(e['count'])}"
+                + (f"  ({name})" if name else "")
+                + "\n"
+            )
+    else:
+        out.write("no error codes\n")
