@@ -24,7 +24,7 @@ from tickbook.sim.faults import (
 
 EVERY_KIND = (
     "drop@500,dup@2,reorder@3,delay@4:0.25,stall@5:2,close@6,disconnect@7,malformed@8,unknown@9,"
-    "stale-snapshot,slow-snapshot:1.5,http@3:503,skew:-1500"
+    "stale-snapshot,slow-snapshot:1.5,http@3:503,skew:-1500,lost-response@2:timeout=0.5"
 )
 
 

@@ -55,7 +55,9 @@ from tickbook.sim.faults import Action, FaultPlan
 from tickbook.sim.market import DerivedStreams, Event, MarketSource
 from tickbook.sim.rest import DEFAULT_BALANCES, build_app, build_multi_app, truth_summary
 from tickbook.sim.speeds import DepthMerger, period_ms
+from tickbook.sim.trading import TradingEngine
 from tickbook.sim.ws import StreamHub, WsRules, WsServer
+from tickbook.sim.wsapi import PrivateApi
 
 __all__ = ["Exchange", "KeySpec", "Venue", "VenueFaults", "new_event_loop"]
 
@@ -185,6 +187,8 @@ class Exchange:
         self.weight_limit = weight_limit
         self._balances = dict(balances) if balances is not None else dict(DEFAULT_BALANCES)
         self._key_balances = {k: dict(v) for k, v in (key_balances or {}).items()}
+        # Accounts, orders and matching against the replay (tickbook.sim.trading).
+        self.trading = TradingEngine(self.market, source, now_ms=self.now_ms, balances=self.balances)
         rules = (
             ws_rules if isinstance(ws_rules, WsRules) else WsRules.for_market(self.market, **(ws_rules or {}))
         )
@@ -195,6 +199,8 @@ class Exchange:
         self.ws_rules = rules
         self._hook = _DepthFaults()
         self.hub = StreamHub(self._hook if self.plan is not None else None, now_ms=self.now_ms)
+        # The WebSocket API, listenKeys and user-data streams (served by the WsServer and REST).
+        self.private_api = PrivateApi(self)
         self._ws: WsServer | None = None
         self._runner: web.AppRunner | None = None
         self._rest_base: str | None = None
@@ -378,7 +384,9 @@ class Exchange:
         self._running = asyncio.Event()
         if not self._hold:
             self._running.set()
-        ws = WsServer(self.hub, self.market, self.ws_rules, host=self.host, port=self._ws_port)
+        ws = WsServer(
+            self.hub, self.market, self.ws_rules, host=self.host, port=self._ws_port, api=self.private_api
+        )
         await ws.start()
         self._ws = ws
 
@@ -631,6 +639,8 @@ class Exchange:
                 trades.append(event.payload)
             for name in names:
                 hub.publish(name, event.payload)
+        # After the step's events are out: the replayed trades and books fill resting orders.
+        self.trading.on_events(events)
 
 
 async def _serve_rest(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:

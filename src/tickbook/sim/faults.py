@@ -7,26 +7,31 @@ injected: a test can then assert that the client noticed each one.
 Spec (``--faults``), comma-separated tokens, each optionally scoped to one
 symbol as ``SYMBOL:token`` (``BTCUSDT:drop@500``):
 
-=========================  ======================================================================
-``drop@N``                 do not send the N-th depth event (a gap)
-``dup@N``                  send it twice
-``reorder@N``              hold it and send it right after the next depth event of the symbol
-``delay@N:SECONDS``        send it SECONDS late; the events after it go on time (it arrives late)
-``stall@N:SECONDS``        before it, send nothing at all on the connection for SECONDS (open, silent)
-``close@N``                send it, then close the connection cleanly (close frame)
-``disconnect@N``           reset the connection abruptly instead of sending it
-``malformed@N``            send malformed bytes (half of it, cut) right before it (the event still follows)
-``unknown@N``              send an event of an unknown type right before it
-``stale-snapshot[@N]``     answer the N-th depth snapshot request (default the first) with a snapshot
-                           older than the stream
-``slow-snapshot[@N]:SEC``  answer the N-th snapshot request (default the first) SEC seconds late
-``http@N:STATUS``          answer the N-th REST request with STATUS and the exchange's error body
-``skew:MILLISECONDS``      the exchange clock (``time``, ``serverTime``) is off by this much (+/-)
-=========================  ======================================================================
+============================  ======================================================================
+``drop@N``                    do not send the N-th depth event (a gap)
+``dup@N``                     send it twice
+``reorder@N``                 hold it and send it right after the next depth event of the symbol
+``delay@N:SECONDS``           send it SECONDS late; the events after it go on time (it arrives late)
+``stall@N:SECONDS``           before it, send nothing at all on the connection for SECONDS (open, silent)
+``close@N``                   send it, then close the connection cleanly (close frame)
+``disconnect@N``              reset the connection abruptly instead of sending it
+``malformed@N``               send malformed bytes (half of it, cut) right before it (the event still follows)
+``unknown@N``                 send an event of an unknown type right before it
+``stale-snapshot[@N]``        answer the N-th depth snapshot request (default the first) with a snapshot
+                              older than the stream
+``slow-snapshot[@N]:SEC``     answer the N-th snapshot request (default the first) SEC seconds late
+``http@N:STATUS``             answer the N-th REST request with STATUS and the exchange's error body
+``skew:MILLISECONDS``         the exchange clock (``time``, ``serverTime``) is off by this much (+/-)
+``lost-response@N[:MODE]``    the N-th order placement is executed, but its answer is lost; MODE is
+                              ``timeout=S`` (the answer is held S seconds), ``reset`` (the connection
+                              is reset and nothing is answered; the default) or ``503`` (HTTP 503 with
+                              "Unknown error, please check your request or try again later.")
+============================  ======================================================================
 
 ``N`` counts from 1: the N-th depth event *of each symbol* (or of the scoped
 symbol only), the N-th snapshot request of each symbol, the N-th REST request
-of the server. Options may follow as ``:every=K`` (fire again every K
+of the server, the N-th order placement the server executed (REST or
+WebSocket API). Options may follow as ``:every=K`` (fire again every K
 messages after N) and ``:count=C`` (fire on C consecutive messages: N, N+1,
 ..., N+C-1; ``drop@500:count=10`` is a gap of ten events,
 ``http@1:503:count=3`` fails the first three requests). Depth faults also take
@@ -37,16 +42,29 @@ connection carrying the stream. REST-side faults reject ``conn``. An injected 42
 takes ``:retry=S``, the ``Retry-After`` seconds to send (``http@2:418:retry=1``; default
 the exchange's: the minute's end for 429, 120 s for 418), so a test need not wait minutes.
 
+``lost-response`` is the fault a trading client must survive without ever placing an order
+twice (binance-spec §10.4: a 5xx or a timeout after the request was sent leaves the outcome
+unknown). Order placements are ``POST /api/v3/order``, ``POST /api/v3/sor/order``, the spot
+order lists (``POST /api/v3/orderList/*``), USD-M and COIN-M ``POST /order``, ``POST
+/batchOrders`` and ``POST /fapi/v1/algoOrder``, and their WebSocket API methods; only those
+that authenticated count (a refused signature executes nothing). The engine executes the
+order whatever the mode, so a query afterwards finds it: ``timeout=S`` answers it S seconds
+late (the client has given up by then), ``reset`` aborts the TCP connection (on the
+WebSocket API: the whole session), ``503`` answers the body of an unknown outcome (status
+503, -1000) instead of the order. ``lost-response@2:timeout=3``, ``lost-response@1:503:count=2``.
+
 A scenario file holds the same faults, longer sequences being easier to
 write there: JSON (``{"faults": [...]}`` or a bare list) or TOML
 (``faults = [...]`` and/or ``[[fault]]`` tables); each item is a spec token
-string or a table ``{kind, at, symbol, seconds, status, ms, every, count, conn}``.
+string or a table ``{kind, at, symbol, seconds, status, ms, every, count, conn, retry, mode}``
+(``{kind = "lost-response", at = 2, mode = "timeout", seconds = 3}``).
 
 The servers consult a ``FaultPlan``: ``on_depth_event`` once per depth event
 of a symbol (its actions apply to every connection that carries the
 symbol's depth stream, or only to ``Action.connection`` when set), ``on_snapshot`` per depth snapshot request,
-``on_rest_request`` per REST request, ``clock_skew_ms`` when they read the
-clock. Every fault that fires is appended to ``FaultPlan.log``.
+``on_rest_request`` per REST request, ``on_order_placement`` per order placement
+that reached the engine, ``clock_skew_ms`` when they read the clock. Every fault that fires
+is appended to ``FaultPlan.log``.
 """
 
 from __future__ import annotations
@@ -64,12 +82,18 @@ from typing import Any, Final
 __all__ = [
     "DEPTH_KINDS",
     "KINDS",
+    "LOST_MODES",
+    "LOST_RESPONSE_MSG",
+    "ORDER_KINDS",
+    "ORDER_PLACEMENTS",
     "Action",
     "Fault",
     "FaultPlan",
     "SnapshotAction",
     "http_error_body",
+    "is_order_placement",
     "load_scenario",
+    "lost_response_body",
     "malformed_payload",
     "parse_faults",
     "unknown_event",
@@ -88,7 +112,10 @@ DEPTH_KINDS: Final = (
     "unknown",
 )
 SNAPSHOT_KINDS: Final = ("stale-snapshot", "slow-snapshot")
-KINDS: Final = (*DEPTH_KINDS, *SNAPSHOT_KINDS, "http", "skew")
+ORDER_KINDS: Final = ("lost-response",)
+KINDS: Final = (*DEPTH_KINDS, *SNAPSHOT_KINDS, "http", "skew", *ORDER_KINDS)
+# How a lost response is lost: held S seconds, connection reset, or a 503 "unknown" answer.
+LOST_MODES: Final = ("timeout", "reset", "503")
 
 _SECONDS_KINDS: Final = ("delay", "stall", "slow-snapshot")  # take a duration in seconds
 _SYMBOL: Final = re.compile(r"^[A-Za-z0-9_]{1,32}$")
@@ -110,6 +137,7 @@ class Fault:
     count: int = 1  # fire on this many consecutive messages
     conn: int | None = None  # depth faults: only on the K-th accepted connection (1-based); None: all
     retry: int | None = None  # http 429/418: the Retry-After seconds to send (default: the exchange's)
+    mode: str | None = None  # lost-response: one of LOST_MODES (``seconds`` is the timeout's)
 
     def fires_at(self, n: int) -> bool:
         """Whether this fault fires on message number ``n``."""
@@ -126,7 +154,11 @@ class Fault:
         text = self.kind
         if self.at is not None:
             text += f"@{self.at}"
-        if self.seconds is not None:
+        if self.mode == "timeout":
+            text += f":timeout={self.seconds or 0:g}"
+        elif self.mode is not None:
+            text += f":{self.mode}"
+        elif self.seconds is not None:
             text += f":{self.seconds:g}"
         if self.status is not None:
             text += f":{self.status}"
@@ -219,6 +251,38 @@ def http_error_body(status: int, *, now_ms: int | None = None) -> bytes:
     return json.dumps({"code": code, "msg": msg}, separators=(",", ":")).encode()
 
 
+# The answer of an order placement whose outcome the exchange does not know (binance-spec §10.4:
+# futures document this 503 text as "may have executed"; -1000 is UNKNOWN, §10.1).
+LOST_RESPONSE_MSG: Final = "Unknown error, please check your request or try again later."
+
+
+# The requests ``lost-response`` counts: every request that places orders (binance-spec §6), on
+# every market; a WebSocket API method counts when its REST twin does.
+ORDER_PLACEMENTS: Final = frozenset(
+    {
+        ("POST", "/api/v3/order"),
+        ("POST", "/api/v3/sor/order"),
+        ("POST", "/api/v3/order/oco"),  # the deprecated OCO endpoint, still an order list
+        *(("POST", f"/api/v3/orderList/{kind}") for kind in ("oco", "oto", "otoco", "opo", "opoco")),
+        ("POST", "/fapi/v1/order"),
+        ("POST", "/fapi/v1/batchOrders"),
+        ("POST", "/fapi/v1/algoOrder"),
+        ("POST", "/dapi/v1/order"),
+        ("POST", "/dapi/v1/batchOrders"),
+    }
+)
+
+
+def is_order_placement(method: str, path: str) -> bool:
+    """Whether ``method path`` places orders (what ``lost-response`` counts)."""
+    return (method.upper(), path.rstrip("/")) in ORDER_PLACEMENTS
+
+
+def lost_response_body() -> bytes:
+    """The JSON body of ``lost-response``'s ``503`` mode."""
+    return json.dumps({"code": -1000, "msg": LOST_RESPONSE_MSG}, separators=(",", ":")).encode()
+
+
 # ------------------------------------------------------------------ parsing
 
 
@@ -265,6 +329,11 @@ def _parse_token(token: str) -> Fault:
     args: list[str] = []
     for part in parts[1:]:
         name, eq, value = part.partition("=")
+        if kind in ORDER_KINDS and name == "timeout" and eq:  # a mode (an argument), not an option
+            if options:
+                raise _bad(token, "options (every=, count=) must come last")
+            args.append(part)
+            continue
         if eq:
             if name not in _OPTIONS:
                 raise _bad(token, f"unknown option {name!r} (options: every=K, count=C, conn=K, retry=S)")
@@ -276,6 +345,8 @@ def _parse_token(token: str) -> Fault:
                 raise _bad(token, "options (every=, count=, conn=) must come last")
             args.append(part)
     at = _int(token, at_text, "N", minimum=1) if at_text is not None else None
+    if kind in ORDER_KINDS:
+        return _lost_response(token, symbol, at, args, options)
     seconds = status = ms = None
     if kind in DEPTH_KINDS or kind == "http":
         if at is None:
@@ -310,6 +381,38 @@ def _parse_token(token: str) -> Fault:
     return Fault(kind, at, symbol, seconds, status, ms, every, count, conn, options.get("retry"))
 
 
+def _lost_response(
+    token: str, symbol: str | None, at: int | None, args: list[str], options: Mapping[str, int]
+) -> Fault:
+    """``lost-response@N[:timeout=S|:reset|:503]`` and its options (``every=``, ``count=``)."""
+    if at is None:
+        raise _bad(token, "lost-response needs @N (the order placement it applies to)")
+    if symbol is not None:
+        raise _bad(token, "lost-response applies to the server's order placements and cannot be scoped")
+    if len(args) > 1:
+        raise _bad(token, "lost-response takes one mode: timeout=S, reset or 503")
+    mode, seconds = "reset", None
+    if args:
+        text = args[0]
+        if text.startswith("timeout="):
+            mode, seconds = "timeout", _seconds(token, text.partition("=")[2])
+        elif text in ("reset", "503"):
+            mode = text
+        else:
+            raise _bad(token, f"unknown lost-response mode {text!r} (timeout=S, reset or 503)")
+    for name in ("conn", "retry"):
+        if name in options:
+            raise _bad(token, f"lost-response takes no {name}= (only every= and count=)")
+    return Fault(
+        "lost-response",
+        at,
+        seconds=seconds,
+        every=options.get("every"),
+        count=options.get("count", 1),
+        mode=mode,
+    )
+
+
 def parse_faults(spec: str) -> list[Fault]:
     """Parse a ``--faults`` spec; raises ``ValueError`` naming the offending token."""
     faults = []
@@ -320,7 +423,19 @@ def parse_faults(spec: str) -> list[Fault]:
     return faults
 
 
-_ITEM_KEYS: Final = {"kind", "at", "symbol", "seconds", "status", "ms", "every", "count", "conn", "retry"}
+_ITEM_KEYS: Final = {
+    "kind",
+    "at",
+    "symbol",
+    "seconds",
+    "status",
+    "ms",
+    "every",
+    "count",
+    "conn",
+    "retry",
+    "mode",
+}
 
 
 def _from_item(item: Any, where: str) -> Fault:
@@ -338,9 +453,14 @@ def _from_item(item: Any, where: str) -> Fault:
     token = kind
     if item.get("at") is not None:
         token += f"@{item['at']}"
-    for key in ("seconds", "status", "ms"):
-        if item.get(key) is not None:
-            token += f":{item[key]}"
+    if kind in ORDER_KINDS:
+        token += _lost_mode_text(item)
+    else:
+        for key in ("seconds", "status", "ms"):
+            if item.get(key) is not None:
+                token += f":{item[key]}"
+        if item.get("mode") is not None:
+            raise ValueError(f"{where}: 'mode' applies to lost-response only, got {dict(item)!r}")
     for key in _OPTIONS:
         if item.get(key) is not None:
             token += f":{key}={item[key]}"
@@ -350,6 +470,22 @@ def _from_item(item: Any, where: str) -> Fault:
         return _parse_token(token)
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
+
+
+def _lost_mode_text(item: Mapping[str, Any]) -> str:
+    """A lost-response table's mode as token text: ``mode`` (``seconds`` with ``timeout``;
+    ``seconds`` alone means ``timeout``, ``status = 503`` means ``503``)."""
+    mode = item.get("mode")
+    seconds = item.get("seconds")
+    if mode is None and seconds is not None:
+        mode = "timeout"
+    elif mode is None and item.get("status") is not None:
+        mode = str(item["status"])
+    if mode is None:
+        return ""
+    if mode == "timeout":
+        return f":timeout={seconds if seconds is not None else ''}"
+    return f":{mode}"
 
 
 def load_scenario(path: str | os.PathLike[str]) -> list[Fault]:
@@ -409,6 +545,8 @@ class FaultPlan:
         self._depth: list[Fault] = []
         self._snapshot: list[Fault] = []
         self._http: list[Fault] = []
+        self._orders: list[Fault] = []
+        self._placements = 0  # order placements that reached the engine: the N of lost-response
         self.retry_after: int | None = None  # Retry-After of the http fault that fired last
         self._skew = 0
         self._skew_logged = False
@@ -437,6 +575,8 @@ class FaultPlan:
             self._snapshot.append(fault)
         elif fault.kind == "http":
             self._http.append(fault)
+        elif fault.kind in ORDER_KINDS:
+            self._orders.append(fault)
         elif fault.kind == "skew":
             self._skew += fault.ms or 0
             self._skew_logged = False
@@ -504,6 +644,21 @@ class FaultPlan:
                 self._record("http", None, n, status=fault.status)
                 self.retry_after = fault.retry
                 return fault.status
+        return None
+
+    def on_order_placement(self, endpoint: str) -> Fault | None:
+        """Count one order placement the engine is about to execute (``endpoint`` names it,
+        ``POST /api/v3/order`` or ``order.place``) and return the ``lost-response`` fault that
+        loses its answer, or None to answer it. Logged with the mode and the endpoint."""
+        self._placements += 1
+        n = self._placements
+        for fault in self._orders:
+            if fault.fires_at(n):
+                details: dict[str, Any] = {"mode": fault.mode, "endpoint": endpoint}
+                if fault.mode == "timeout":
+                    details["seconds"] = fault.seconds or 0.0
+                self._record(fault.kind, None, n, **details)
+                return fault
         return None
 
     def clock_skew_ms(self) -> int:

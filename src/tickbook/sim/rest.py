@@ -26,6 +26,16 @@ is older than the stream), ``slow-snapshot:S`` (the next depth answer is held S 
 it was taken) and ``skew:MS`` (the server clock, as ``/time`` and the timestamp check see
 it). Each injected fault is logged through the exchange.
 
+Trading (``exchange.private_api``, ``tickbook.sim.wsapi.PrivateApi``, over the exchange's
+``trading`` engine): every endpoint the engine lists is served at its path. Signed ones
+authenticate as above; the handler gets the merged parameters (query and form body, the
+query's value winning on a duplicate, spec §4.2) and the API key, and answers JSON, its
+refusals being ``ApiError`` (a 409 partial success carries its full body). Order responses
+carry the account's ``X-MBX-ORDER-COUNT-*`` headers. USD-M and COIN-M also serve
+``POST``/``PUT``/``DELETE /fapi/v1/listenKey`` (``/dapi/v1/listenKey``): API key only, no
+signature (§4.1 USER_STREAM). The ``lost-response`` fault executes an order placement and
+then holds its answer, answers 503 instead, or resets the connection.
+
 Control endpoints (not charged, not faulted): ``GET /sim/truth``, ``GET /sim/faults``,
 ``GET /sim/violations``.
 
@@ -40,20 +50,24 @@ fault plan, as on Binance's separate API hosts. The control endpoints answer for
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
 from tickbook._types import Market
-from tickbook.limits import DepthLimitError, RateGuard, UnknownEndpoint, depth_limit, weight
+from tickbook.limits import DepthLimitError, RateGuard, UnknownEndpoint, depth_limit, order_count, weight
 from tickbook.signing import FUTURES_RULES, SPOT_RULES, Accepted, KeyRegistry
-from tickbook.sim.faults import FaultPlan, http_error_body
+from tickbook.sim.faults import LOST_RESPONSE_MSG, Fault, FaultPlan, http_error_body
 from tickbook.sim.market import DerivedStreams, MarketSource
+
+if TYPE_CHECKING:
+    from tickbook.sim.wsapi import PrivateApi, TradeRoute
 
 __all__ = [
     "DEFAULT_BALANCES",
@@ -89,17 +103,31 @@ _SYMBOLS_LEGAL: Final = '^\\[("[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]{1,20}"){0,}){0,1
 
 
 class ApiError(Exception):
-    """An answer with the exchange's JSON error body: raised anywhere in a handler."""
+    """An answer with the exchange's JSON error body: raised anywhere in a handler.
 
-    def __init__(self, status: int, code: int, msg: str, headers: Mapping[str, str] | None = None) -> None:
+    ``body`` replaces the default ``{"code":..,"msg":..}`` when the exchange says more, as a
+    partly successful spot cancelReplace does (409, -2021, with ``data`` holding both halves,
+    binance-spec §5.2); the WebSocket API sends the same object as its ``error``.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: int,
+        msg: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        body: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(msg)
         self.status = status
         self.code = code
         self.msg = msg
         self.headers = dict(headers or {})
+        self.body: dict[str, Any] = dict(body) if body is not None else {"code": code, "msg": msg}
 
     def response(self) -> web.Response:
-        body = json.dumps({"code": self.code, "msg": self.msg}, separators=(",", ":"))
+        body = json.dumps(self.body, separators=(",", ":"))
         return web.Response(
             status=self.status,
             text=body,
@@ -216,6 +244,8 @@ class _Api:
         self.requests = 0  # REST requests seen (control endpoints excluded): the N of http@N
         self.rate_limit_override = rate_limit_override
         self._info_meta: dict[str, dict[str, Any]] | None = None
+        # The exchange's trading side, when it has one (``Exchange.private_api``).
+        self.private: PrivateApi | None = getattr(ctx, "private_api", None)
 
     # ------------------------------------------------------------------ middleware
 
@@ -233,6 +263,12 @@ class _Api:
         ip = request.remote or "127.0.0.1"
         now = self.ctx.now_ms()
         params = dict(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True))
+        if request.method != "GET" and request.content_type == "application/x-www-form-urlencoded":
+            # Weights that depend on a parameter (order/test's computeCommissionRates) read it
+            # wherever it was sent; the query's value wins, as in the handler (§4.2).
+            body = (await request.read()).decode("utf-8", "replace")
+            for name, value in parse_qsl(body, keep_blank_values=True):
+                params.setdefault(name, value)
         try:
             cost = weight(self.market, request.method, path, params)
         except UnknownEndpoint:
@@ -477,6 +513,53 @@ class _Api:
         status = 401 if verdict.code in (-2014, -2015) else verdict.http_status
         raise ApiError(status, verdict.code, verdict.msg)
 
+    def trading_handler(self, route: TradeRoute) -> _Handler:
+        """The aiohttp handler of one engine endpoint: authenticate, call, answer (§4, §6)."""
+        affects_orders = route.placement or order_count(self.market, route.http_method, route.path) != (0, 0)
+
+        async def serve(request: web.Request) -> web.StreamResponse:
+            auth = await self._authenticate(request)
+            private = self.private
+            assert private is not None
+            lost = private.lost_response(route) if route.placement else None
+            response: web.Response
+            try:
+                result = route.handler(auth.params, auth.api_key)
+                if inspect.isawaitable(result):
+                    result = await result
+                response = _json_response(result)
+            except ApiError as exc:
+                response = exc.response()
+            if affects_orders:
+                response.headers.update(private.order_count_headers(auth.api_key))
+            if lost is not None:
+                return await _lose(request, lost, response)
+            return response
+
+        return serve
+
+    def _api_key_only(self, request: web.Request) -> str:
+        """The account of a USER_STREAM request (API key header only, no signature, §4.1)."""
+        api_key = request.headers.get("X-MBX-APIKEY")
+        if not api_key:
+            raise ApiError(401, -2014, "API-key format invalid.")
+        if api_key not in self.ctx.keys:
+            raise ApiError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        return api_key
+
+    async def listen_key(self, request: web.Request) -> web.Response:
+        """``POST`` (create, or return and extend), ``PUT`` (extend; -1125 when expired),
+        ``DELETE`` (close) the account's listenKey (§8.2)."""
+        private = self.private
+        assert private is not None
+        api_key = self._api_key_only(request)
+        if request.method == "POST":
+            return _json_response({"listenKey": private.open_listen_key(api_key)})
+        if request.method == "PUT":
+            return _json_response({"listenKey": private.keepalive_listen_key(api_key)})
+        private.close_listen_key(api_key)
+        return _json_response(b"{}")
+
     async def account(self, request: web.Request) -> web.Response:
         auth = await self._authenticate(request)
         balances = self.ctx.balances(auth.api_key)
@@ -487,6 +570,19 @@ class _Api:
         if self.market is Market.USDM:
             return _json_response(_usdm_account(balances, now))
         return _json_response(_coinm_account(balances, now))
+
+
+async def _lose(request: web.Request, fault: Fault, response: web.Response) -> web.Response:
+    """Lose an executed order placement's answer as ``fault`` says (``tickbook.sim.faults``)."""
+    if fault.mode == "timeout":
+        await asyncio.sleep(fault.seconds or 0.0)  # the client has usually given up by now
+        return response
+    if fault.mode == "503":
+        return ApiError(503, -1000, LOST_RESPONSE_MSG).response()
+    # reset: the TCP connection is aborted; what aiohttp then writes goes nowhere.
+    if request.transport is not None:
+        request.transport.abort()
+    return response
 
 
 def truth_summary(source: MarketSource, symbol: str, limit: int) -> dict[str, Any]:
@@ -731,13 +827,23 @@ def build_multi_app(
     app = web.Application(middlewares=[router.dispatch])
     for api in apis:
         paths = api.paths
+        routes = api.private.trade_routes() if api.private is not None else []
+        served = {(route.http_method, route.path) for route in routes}
+        for route in routes:
+            app.router.add_route(route.http_method, route.path, api.trading_handler(route))
         app.router.add_get(paths["ping"], api.ping)
         app.router.add_get(paths["time"], api.time)
         app.router.add_get(paths["exchangeInfo"], api.exchange_info)
         app.router.add_get(paths["depth"], api.depth)
         app.router.add_get(paths["bookTicker"], api.book_ticker)
         app.router.add_get(paths["trades"], api.trades)
-        app.router.add_get(paths["account"], api.account)
+        if ("GET", paths["account"]) not in served:  # the engine's account knows open orders
+            app.router.add_get(paths["account"], api.account)
+        if api.private is not None and api.futures:
+            listen_key = f"{api.root}v1/listenKey"
+            for method in ("POST", "PUT", "DELETE"):
+                if (method, listen_key) not in served:
+                    app.router.add_route(method, listen_key, api.listen_key)
     app.router.add_get("/sim/truth", router.sim_truth)
     app.router.add_get("/sim/faults", router.sim_faults)
     app.router.add_get("/sim/violations", router.sim_violations)

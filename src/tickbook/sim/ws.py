@@ -18,6 +18,13 @@ Two objects, split so the exchange loop never touches a socket:
   the inbound message rate, streams per connection, connection lifetime with a
   ``serverShutdown`` notice, and connection attempts per window (HTTP 429). Every breach is
   counted in ``violations`` so a client's tests can assert it never broke a rule.
+* The private paths on the same port, when the server is given the exchange's ``PrivateRoutes``
+  (``tickbook.sim.wsapi.PrivateApi``): the WebSocket API (spot ``/ws-api/v3``, USD-M
+  ``/ws-fapi/v1``) and the USD-M / COIN-M user-data streams (``/private/ws/<listenKey>``,
+  ``/ws/<listenKey>``). Their connections are ``_Connection`` subclasses that live under the
+  same ping, pong, lifetime and shutdown rules but are not market-stream connections: the hub
+  neither numbers them (``conn=K`` faults count market-stream connections only) nor fans
+  market events out to them.
 
 Faults (``FaultHook``) are asked once per published diff-depth event and applied to every
 connection subscribed to that stream (or, for an action with a ``connection`` number, only to
@@ -48,7 +55,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from http import HTTPStatus
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from picows import (
@@ -71,6 +78,7 @@ __all__ = [
     "FaultAction",
     "FaultActionLike",
     "FaultHook",
+    "PrivateRoutes",
     "StreamHub",
     "WsRules",
     "WsServer",
@@ -729,12 +737,31 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
+class PrivateRoutes(Protocol):
+    """The exchange's private WebSocket side, as the server consults it for every handshake."""
+
+    def route(self, server: WsServer, target: str) -> WSListener | WSUpgradeResponseWithListener | None:
+        """The listener (or the refusal) for ``target`` (path and query) when it is a private
+        path, ``None`` when it is not (the market-stream paths are tried next)."""
+
+    def stop(self) -> None:
+        """The server is stopping: cancel timers."""
+
+
 # ---------------------------------------------------------------------------------------------
 # A connection
 
 
 class _Connection(WSListener):
-    """One client: its subscriptions, its queued output and the rules' timers."""
+    """One client: its subscriptions, its queued output and the rules' timers.
+
+    Subclasses (the private paths) turn off what only market-stream connections do.
+    """
+
+    # Numbered and subscribed by the hub (market streams); False: outside the hub's fan-out.
+    market_stream: ClassVar[bool] = True
+    # Subject to the inbound message limit; the WebSocket API is limited by request weight instead.
+    inbound_limited: ClassVar[bool] = True
 
     def __init__(self, server: WsServer, cid: int, route: str, combined: bool, streams: list[str]) -> None:
         super().__init__()
@@ -768,9 +795,10 @@ class _Connection(WSListener):
         tr.set_write_buffer_limits(high=self.rules.write_high_water)
         self._loop = loop = asyncio.get_running_loop()
         self.alive = True
-        self.hub._attach(self)
+        if self.market_stream:
+            self.hub._attach(self)
+            self.hub._subscribe(self, self.initial_streams)
         self.server._conns.add(self)
-        self.hub._subscribe(self, self.initial_streams)
         rules = self.rules
         self._timers.append(loop.call_later(rules.ping_interval, self._ping))
         if rules.shutdown_event:
@@ -795,7 +823,11 @@ class _Connection(WSListener):
         assert loop is not None
         now = loop.time()
         inbound = self._inbound
-        if len(inbound) == inbound.maxlen and now - inbound[0] < self.rules.inbound_window:
+        if (
+            self.inbound_limited
+            and len(inbound) == inbound.maxlen
+            and now - inbound[0] < self.rules.inbound_window
+        ):
             self.server.violations["inbound_rate"] += 1
             log.info(
                 "closing #%d: more than %d messages in %.3g s",
@@ -1007,7 +1039,8 @@ class WsServer:
     ``serverShutdown`` (spot) and closes every connection. ``violations`` counts every breach of
     ``rules`` by kind: ``inbound_rate``, ``pong_timeout``, ``too_many_streams``,
     ``connection_attempts``, ``invalid_url``, ``request_error``, ``slow_consumer``.
-    ``closes`` counts why connections ended.
+    ``closes`` counts why connections ended. ``api`` (the exchange's ``PrivateRoutes``) adds
+    the WebSocket API and user-data stream paths; without it only market streams are served.
     """
 
     def __init__(
@@ -1018,8 +1051,10 @@ class WsServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        api: PrivateRoutes | None = None,
     ) -> None:
         self.hub = hub
+        self.api = api
         self.market = Market.parse(market_kind)
         self.rules = rules if rules is not None else WsRules.for_market(self.market)
         self.host = host
@@ -1063,6 +1098,8 @@ class WsServer:
 
     async def stop(self, timeout: float = 2.0) -> None:
         """serverShutdown (spot), then a close frame on every connection; stop listening."""
+        if self.api is not None:
+            self.api.stop()
         for conn in list(self._conns):
             if self.rules.shutdown_event:
                 conn.send_server_shutdown()
@@ -1083,7 +1120,8 @@ class WsServer:
 
     # -- the handshake -------------------------------------------------------------------------
 
-    def _reject(self, status: HTTPStatus, body: bytes, **headers: str) -> WSUpgradeResponseWithListener:
+    def reject(self, status: HTTPStatus, body: bytes, **headers: str) -> WSUpgradeResponseWithListener:
+        """Refuse a handshake with ``status`` and a JSON ``body`` (and extra headers)."""
         response = WSUpgradeResponse.create_error_response(
             status, body, extra_headers={"Content-Type": "application/json", **headers}
         )
@@ -1100,12 +1138,17 @@ class WsServer:
         if len(attempts) > self.rules.attempts_limit:
             self.violations["connection_attempts"] += 1
             retry = max(1, int(attempts[-self.rules.attempts_limit] + window - now + 0.999))
-            return self._reject(
+            return self.reject(
                 HTTPStatus.TOO_MANY_REQUESTS,
                 _dumps({"code": -1003, "msg": f"Too many connection attempts; retry in {retry} s."}),
                 **{"Retry-After": str(retry)},
             )
-        parsed = self._parse_path(request.path.decode("latin-1"))
+        target = request.path.decode("latin-1")
+        if self.api is not None:
+            private = self.api.route(self, target)
+            if private is not None:
+                return private
+        parsed = self._parse_path(target)
         if parsed is None:
             self.violations["invalid_url"] += 1
             return None  # picows answers 404
@@ -1113,10 +1156,10 @@ class WsServer:
         for name in streams:
             if not self.valid_stream(name, route):
                 self.violations["invalid_url"] += 1
-                return self._reject(HTTPStatus.BAD_REQUEST, _dumps({"code": 2, "msg": _INVALID_STREAM}))
+                return self.reject(HTTPStatus.BAD_REQUEST, _dumps({"code": 2, "msg": _INVALID_STREAM}))
         if len(streams) > self.rules.max_streams:
             self.violations["too_many_streams"] += 1
-            return self._reject(
+            return self.reject(
                 HTTPStatus.BAD_REQUEST,
                 _dumps(
                     {
