@@ -50,6 +50,7 @@ from tickbook._types import Market
 from tickbook.limits import (
     BAN_MIN_MS,
     MarketLimits,
+    OrderCount,
     RateLimit,
     RateLimitType,
     WeightWindow,
@@ -58,7 +59,7 @@ from tickbook.limits import (
     system_clock_ms,
 )
 
-__all__ = ["RequestBudget"]
+__all__ = ["OrderBudget", "OrderLimitExceeded", "RequestBudget"]
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +240,17 @@ class RequestBudget:
         return self._banned_until if self._banned_until > self._clock() else None
 
     @property
+    def ban_remaining(self) -> float:
+        """Seconds until the 418 ban ends (0.0 when not banned): what a caller that must not
+        even queue during a ban (the REST client) checks before ``acquire``."""
+        return max(0.0, self._banned_until - self._clock())
+
+    @property
+    def pause_remaining(self) -> float:
+        """Seconds until requests may go again after a 429 or 418 (0.0 when they may)."""
+        return max(0.0, self._pause_remaining())
+
+    @property
     def waits(self) -> int:
         """How many ``acquire`` calls had to wait (for a window, a pause or their turn)."""
         return self._waits
@@ -367,3 +379,253 @@ class RequestBudget:
     def __repr__(self) -> str:
         used = ", ".join(f"{label}={n}" for label, n in self.used.items())
         return f"RequestBudget({self.market.value}, {used}, waiting={len(self._line)})"
+
+
+# --------------------------------------------------------------------------------------------
+# The unfilled-order count
+
+
+class OrderLimitExceeded(Exception):
+    """An order request would pass an ORDERS limit, and waiting for the window to reset takes
+    longer than the caller allows (``retry_after`` seconds). Nothing was sent."""
+
+    def __init__(self, limit: RateLimit, used: int, count: int, retry_after: float) -> None:
+        self.limit = limit
+        self.used = used
+        self.count = count
+        self.retry_after = retry_after
+        super().__init__(
+            f"{count} more order(s) would pass the ORDERS limit of {limit.limit} per "
+            f"{limit.interval_num} {limit.interval.value} ({used} counted); "
+            f"the window resets in {retry_after:.1f} s"
+        )
+
+
+class _OrderWindow:
+    """One ORDERS limit's current window: the count the exchange reported (or we added)."""
+
+    __slots__ = ("cap", "limit", "previous", "start", "used")
+
+    def __init__(self, limit: RateLimit, headroom: float, now_ms: int) -> None:
+        self.limit = limit
+        self.cap = max(1, math.floor(limit.limit * headroom))
+        self.start = WeightWindow.window_start(limit, now_ms)
+        self.used = 0
+        self.previous = 0
+
+    @property
+    def end(self) -> int:
+        return self.start + self.limit.interval_ms
+
+    def roll(self, now_ms: int) -> None:
+        start = WeightWindow.window_start(self.limit, now_ms)
+        if start <= self.start:
+            return
+        adjacent = start == self.start + self.limit.interval_ms
+        self.previous = self.used if adjacent else 0
+        self.used = 0
+        self.start = start
+
+
+class OrderBudget:
+    """The client's mirror of the account's unfilled-order count (binance-spec §5.1, §5.3).
+
+    The exchange counts new orders per *account* in fixed windows (spot: 10 seconds and 1 day
+    by default; futures: 10 seconds and 1 minute) and refuses an order past the limit with
+    429/-1015. Unlike request weight the count is not only spent: on spot the first fill of an
+    order gives some back, so only the exchange knows the real number, and it tells it in the
+    ``X-MBX-ORDER-COUNT-<interval>`` headers of order responses.
+
+    So the mirror is driven by the headers: ``acquire(count)`` before sending an order request
+    (``tickbook.limits.order_count`` says how much it adds) checks that the count of the
+    requests still in flight plus the last reported count plus this one stays within
+    ``headroom * limit`` of every window; ``settle(count, headers)`` after the answer takes the
+    reported count as the window's value (lower too: fills gave budget back), or, without a
+    header (a failed request, a lost answer), keeps counting the request, which errs on the
+    safe side; ``release(count)`` drops a request that never left. A request that does not
+    fit waits for its window to reset when that is at most ``max_wait`` seconds away (the
+    10-second window), and is refused with ``OrderLimitExceeded`` otherwise (a full day
+    window: nothing to wait for).
+
+    The shortest ORDERS interval takes ``OrderCount.short``, the others ``OrderCount.long``
+    (futures batches count 5 on the 10-second window and 1 on the minute). Clocks and sleep
+    are injectable as in ``RequestBudget``; use one instance from one event loop.
+    """
+
+    def __init__(
+        self,
+        market: Market | str,
+        limits: Iterable[RateLimit] | None = None,
+        *,
+        headroom: float = 1.0,
+        max_wait: float = 11.0,
+        boundary_guard: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] = system_clock_ms,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        if not 0.0 < headroom <= 1.0:
+            raise ValueError(f"headroom must be in (0, 1], got {headroom}")
+        if not max_wait >= 0.0:
+            raise ValueError(f"max_wait must be >= 0, got {max_wait}")
+        self.market: Market = Market.parse(market)
+        self._headroom = headroom
+        self.max_wait = max_wait
+        self._guard_ms = round(boundary_guard * 1000)
+        self._clock = clock
+        self._wall_ms = wall_ms
+        self._sleep = sleep
+        given = default_limits(self.market).rate_limits if limits is None else tuple(limits)
+        self._limits = tuple(rl for rl in given if rl.kind is RateLimitType.ORDERS)
+        self._windows: list[_OrderWindow] = []
+        self._in_flight: dict[int, int] = {}  # interval_ms -> counts sent, not yet answered
+        self._rebuild()
+        self._lock = asyncio.Lock()
+        self._paused_until = -math.inf
+        self._waits = 0
+        self._refused = 0
+
+    def _rebuild(self) -> None:
+        now = self._wall_ms()
+        old = {w.limit.interval_ms: w for w in self._windows}
+        windows = []
+        for limit in sorted(self._limits, key=lambda rl: rl.interval_ms):
+            window = _OrderWindow(limit, self._headroom, now)
+            kept = old.get(limit.interval_ms)
+            if kept is not None:
+                kept.roll(now)
+                window.start, window.used, window.previous = kept.start, kept.used, kept.previous
+            windows.append(window)
+        self._windows = windows
+        self._in_flight = {w.limit.interval_ms: self._in_flight.get(w.limit.interval_ms, 0) for w in windows}
+
+    def configure(self, rate_limits: Iterable[Mapping[str, object]]) -> None:
+        """Take the ORDERS limits of an exchangeInfo ``rateLimits`` array (an array without
+        ORDERS entries keeps the current ones); counts carry over for intervals that stay."""
+        parsed = [RateLimit.from_json(entry) for entry in rate_limits]
+        orders = [rl for rl in parsed if rl.kind is RateLimitType.ORDERS]
+        if orders:
+            self._limits = tuple(orders)
+            self._rebuild()
+
+    # ------------------------------------------------------------------ monitoring
+
+    @property
+    def limits(self) -> tuple[RateLimit, ...]:
+        return tuple(w.limit for w in self._windows)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """The count of each current window by interval label (``"10S"``), requests in
+        flight included."""
+        now = self._wall_ms()
+        out = {}
+        for window in self._windows:
+            window.roll(now)
+            out[window.limit.label] = window.used + self._in_flight[window.limit.interval_ms]
+        return out
+
+    @property
+    def waits(self) -> int:
+        return self._waits
+
+    @property
+    def refused(self) -> int:
+        return self._refused
+
+    # ------------------------------------------------------------------ spending
+
+    def _shares(self, count: OrderCount) -> list[tuple[_OrderWindow, int]]:
+        return [(w, count.short if i == 0 else count.long) for i, w in enumerate(self._windows)]
+
+    def _blocking(self, count: OrderCount) -> tuple[float, _OrderWindow | None]:
+        """Seconds until ``count`` fits (<= 0: now) and the window that holds it up."""
+        now = self._wall_ms()
+        delay, blocking = self._paused_until - self._clock(), None
+        for window, n in self._shares(count):
+            window.roll(now)
+            if n and window.used + self._in_flight[window.limit.interval_ms] + n > window.cap:
+                wait = (window.end - now) / 1000 + _WAKE_MARGIN_S
+                if wait > delay or blocking is None:
+                    delay, blocking = max(delay, wait), window
+        return delay, blocking
+
+    async def acquire(self, count: OrderCount | int, *, max_wait: float | None = None) -> None:
+        """Return once ``count`` more orders fit every ORDERS window, having counted them as
+        in flight (``settle`` must follow once answered, or ``release`` when it was never
+        sent: until then they hold their place in every window). Raises
+        ``OrderLimitExceeded`` when they would only fit after more than ``max_wait`` seconds
+        (default the budget's), and ``ValueError`` when they can never fit."""
+        if isinstance(count, int):
+            count = OrderCount(count, count)
+        if count.short < 0 or count.long < 0:
+            raise ValueError(f"order counts must be >= 0, got {count}")
+        if not any(n for _, n in self._shares(count)):
+            return
+        for window, n in self._shares(count):
+            if n > window.limit.limit:
+                raise ValueError(
+                    f"{n} orders in one request can never fit the ORDERS limit of {window.limit.limit}"
+                )
+        limit_s = self.max_wait if max_wait is None else max_wait
+        async with self._lock:  # first come, first served
+            while True:
+                delay, blocking = self._blocking(count)
+                if delay <= 0:
+                    break
+                if delay > limit_s:
+                    self._refused += 1
+                    held = blocking if blocking is not None else self._windows[0]  # else: a pause
+                    n = count.short if held is self._windows[0] else count.long
+                    raise OrderLimitExceeded(
+                        held.limit, held.used + self._in_flight[held.limit.interval_ms], n, delay
+                    )
+                self._waits += 1
+                await self._sleep(delay)
+            for window, n in self._shares(count):
+                self._in_flight[window.limit.interval_ms] += n
+
+    def settle(self, count: OrderCount | int, headers: Headers | None = None) -> None:
+        """The answer to a request ``acquire(count)`` let go arrived (or never will): it is no
+        longer in flight, and the reported counts, when the answer carried them, replace the
+        mirror. Without a report the request stays counted (it may have placed orders)."""
+        if isinstance(count, int):
+            count = OrderCount(count, count)
+        reported = parse_usage_headers(headers).order_count if headers is not None else {}
+        now = self._wall_ms()
+        for window, n in self._shares(count):
+            key = window.limit.interval_ms
+            self._in_flight[key] = max(0, self._in_flight[key] - n)
+            window.roll(now)
+            value = reported.get(window.limit.label)
+            # A report just after a rollover that is no higher than what the previous window
+            # ended with may be that window's count: it is not applied to the new one (the
+            # request itself still counts). The guard is at most a tenth of the interval.
+            guard = min(self._guard_ms, window.limit.interval_ms // 10)
+            stale = value is not None and now - window.start < guard and 0 < value <= window.previous
+            if value is None or stale:
+                window.used += n
+            else:
+                window.used = value
+
+    def release(self, count: OrderCount | int) -> None:
+        """A request ``acquire(count)`` let go was never sent (refused locally, connection
+        refused): it leaves the in-flight count and counts nothing."""
+        if isinstance(count, int):
+            count = OrderCount(count, count)
+        for window, n in self._shares(count):
+            key = window.limit.interval_ms
+            self._in_flight[key] = max(0, self._in_flight[key] - n)
+
+    def observe(self, headers: Headers) -> None:
+        """Sync the mirror from any response's ``X-MBX-ORDER-COUNT-*`` headers (a request
+        that was not counted through ``acquire``: a query of ``rateLimit/order``)."""
+        self.settle(OrderCount(0, 0), headers)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every order request for ``seconds`` (after a -1015 refusal)."""
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{label}={n}" for label, n in self.counts.items())
+        return f"OrderBudget({self.market.value}, {counts})"

@@ -16,6 +16,7 @@ from tickbook._types import Market
 class Environment(enum.StrEnum):
     PRODUCTION = "production"
     TESTNET = "testnet"
+    DEMO = "demo"  # spot demo mode (since 2026-01-29); USD-M's testnet is its demo host
 
 
 _REST: Final = {
@@ -25,6 +26,8 @@ _REST: Final = {
     (Market.USDM, Environment.TESTNET): "https://demo-fapi.binance.com",
     (Market.COINM, Environment.PRODUCTION): "https://dapi.binance.com",
     (Market.COINM, Environment.TESTNET): "https://testnet.binancefuture.com",
+    (Market.SPOT, Environment.DEMO): "https://demo-api.binance.com",
+    (Market.USDM, Environment.DEMO): "https://demo-fapi.binance.com",
 }
 _STREAMS: Final = {
     (Market.SPOT, Environment.PRODUCTION): "wss://stream.binance.com:9443",
@@ -33,6 +36,8 @@ _STREAMS: Final = {
     (Market.USDM, Environment.TESTNET): "wss://fstream.binancefuture.com",
     (Market.COINM, Environment.PRODUCTION): "wss://dstream.binance.com",
     (Market.COINM, Environment.TESTNET): "wss://dstream.binancefuture.com",
+    (Market.SPOT, Environment.DEMO): "wss://demo-stream.binance.com",
+    (Market.USDM, Environment.DEMO): "wss://fstream.binancefuture.com",
 }
 DEPTH_PATHS: Final = {
     Market.SPOT: "/api/v3/depth",
@@ -104,6 +109,23 @@ class Endpoints:
     def stream_url(self, route: str, streams: list[str]) -> str:
         """Combined-stream URL; ``route`` is USD-M's ``/public`` or ``/market`` (else "")."""
         return f"{self.stream}{route}/stream?streams={'/'.join(streams)}"
+
+
+def rest_base_url(market: Market | str, environment: Environment | str = Environment.PRODUCTION) -> str:
+    """The REST base URL (no trailing slash, no ``/api``: paths carry it) of a market in an
+    environment (binance-spec §11): production, the testnets, spot demo mode
+    (``https://demo-api.binance.com``) and USD-M's demo host (``https://demo-fapi.binance.com``,
+    which the official page now names as the testnet). COIN-M has no demo host."""
+    m = Market.parse(market)
+    try:
+        env = Environment(str(environment).lower())
+    except ValueError:
+        names = ", ".join(e.value for e in Environment)
+        raise ValueError(f"unknown environment {environment!r}; expected one of: {names}") from None
+    url = _REST.get((m, env))
+    if url is None:
+        raise ValueError(f"{m.value} has no {env.value} environment")
+    return url
 
 
 def depth_stream(symbol: str, speed: str | None) -> str:

@@ -191,7 +191,10 @@ class DepthFeed:
     market's default). ``depth_limit``: snapshot depth (default the market's maximum), per
     symbol in ``depth_limits``. ``coalesce``: deliver ``on_bbo`` once per socket read rather
     than once per message. ``implementation``: ``"c"`` (the Cython core and router) or
-    ``"py"`` (the pure-Python reference), default whichever ``tickbook`` uses.
+    ``"py"`` (the pure-Python reference), default whichever ``tickbook`` uses. ``budget``:
+    a ``RequestBudget`` shared with the other REST callers of the same host (a
+    ``tickbook.trading.RestClient``'s ``client.budget``), so snapshots and other requests spend
+    one weight count; default a budget of the feed's own (``weight_headroom``).
 
     Use as ``async with DepthFeed(...) as feed:`` or ``await feed.start()`` /
     ``await feed.stop()``. Callbacks run on the event loop inside the frame callback: keep
@@ -224,8 +227,11 @@ class DepthFeed:
         buffer_limit: int = 10_000,
         fetch_exchange_info: bool = True,
         session: aiohttp.ClientSession | None = None,
+        budget: RequestBudget | None = None,
     ) -> None:
         self.market = Market.parse(market)
+        if budget is not None and budget.market is not self.market:
+            raise ValueError(f"the budget is {budget.market.value}'s, not {self.market.value}'s")
         if (rest_url is None) != (stream_url is None):
             raise ValueError("give both rest_url and stream_url, or neither")
         self.endpoints = (
@@ -275,7 +281,10 @@ class DepthFeed:
         self._channels: set[_Channel] = set()
         self._state_channels: set[_Channel] = set()
         self._listed: set[str] = set()  # symbols exchangeInfo lists
-        self._budget: RequestBudget | None = None
+        # A budget shared with other REST callers of the same host (a RestClient's): one IP,
+        # one weight count. Without one the feed makes its own at start().
+        self._shared_budget = budget
+        self._budget: RequestBudget | None = budget
         self._snapshots: SnapshotScheduler | None = None
         self._started = False
         self._stopping = False
@@ -387,7 +396,10 @@ class DepthFeed:
         self._stopping = False
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-        self._budget = RequestBudget(self.market, headroom=self._headroom)
+        if self._shared_budget is not None:
+            self._budget = self._shared_budget
+        else:
+            self._budget = RequestBudget(self.market, headroom=self._headroom)
         self._snapshots = SnapshotScheduler(
             self._session, self.endpoints.rest, self.market, self._budget, max_in_flight=self._max_in_flight
         )
