@@ -20,7 +20,7 @@ STAMP_VENV := $(VENV)/.installed
 STAMP_BENCH := $(VENV)/.installed-bench
 STAMP_RELEASE := build/.ext-release
 STAMP_DEBUG := build/.ext-debug
-LINT_PATHS := $(wildcard src tests benches)
+LINT_PATHS := $(wildcard src tests benches examples)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv build debug annotate test test-py test-debug demo bench bench-report bench-feed lint typecheck clean distclean
