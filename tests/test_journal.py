@@ -287,7 +287,12 @@ def test_killed_while_writing_loses_nothing_acknowledged(path: Path) -> None:
         if acknowledged >= 300:
             break
     child.send_signal(signal.SIGKILL)
-    rest = child.communicate(timeout=30)[0].split()
+    # Read the rest through the same file object: iterating it read ahead, so lines the child
+    # wrote after the 300th may already sit in its buffer (``communicate`` with a timeout reads
+    # the pipe directly and would miss them, undercounting what was acknowledged).
+    rest = child.stdout.read().split()
+    child.stdout.close()
+    child.wait(timeout=30)
     acknowledged = int(rest[-1]) if rest else acknowledged
     assert child.returncode == -signal.SIGKILL
     found = _check_intact(path)
@@ -816,3 +821,54 @@ def test_when_ms() -> None:
     assert _when_ms("7d", now_ms=0) == -7 * 86_400_000
     if os.name == "posix":  # "now" without now_ms: recent
         assert abs(_when_ms("0s") - time.time() * 1000) < 60_000
+
+
+# Each module of the trading package imported first, in a fresh interpreter: an import cycle
+# shows up as an ImportError (a partly initialised module) for some order, not for others.
+_TRADING_MODULES = [
+    "tickbook.trading",
+    "tickbook.trading.spot",
+    "tickbook.trading.futures",
+    "tickbook.trading.orders",
+    "tickbook.trading.client",
+    "tickbook.trading.clock",
+    "tickbook.trading.errors",
+    "tickbook.trading.events",
+    "tickbook.trading.filters",
+    "tickbook.trading.ids",
+    "tickbook.trading.journal",
+    "tickbook.trading.models",
+    "tickbook.trading.tracker",
+    "tickbook.trading.user_data",
+    "tickbook.sim.trading",
+]
+
+
+@pytest.mark.parametrize("first", _TRADING_MODULES)
+def test_the_trading_package_imports_cleanly_whichever_module_comes_first(first: str) -> None:
+    code = f"import {first}\nimport tickbook.trading as t\nprint(len(t.__all__))"
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert int(done.stdout) > 0
+
+
+def test_journal_help_runs_as_a_module() -> None:
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "tickbook", "journal", "--help"],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: tickbook journal")
+    assert "--stats" in done.stdout

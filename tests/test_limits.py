@@ -92,6 +92,8 @@ SYMBOLS_21 = json.dumps([f"S{i}USDT" for i in range(21)], separators=(",", ":"))
         ("DELETE", "/api/v3/openOrders", None, 1),
         ("POST", "/api/v3/order/cancelReplace", None, 1),
         ("PUT", "/api/v3/order/amend/keepPriority", None, 4),
+        # not in the spec's §5.3 table: 4 per Binance's "Query Order Amendments" page
+        ("GET", "/api/v3/order/amendments", {"symbol": "BTCUSDT", "orderId": "5"}, 4),
         ("POST", "/api/v3/orderList/oco", None, 1),
         ("POST", "/api/v3/orderList/otoco", None, 1),
         ("DELETE", "/api/v3/orderList", None, 1),
@@ -127,6 +129,7 @@ def test_spot_successful_orders_and_cancels_cost_nothing() -> None:
         assert weight("spot", method, path, succeeded=True) == 0
         assert weight("spot", method, path) == 1  # a failure pays the documented weight
     assert weight("spot", "PUT", "/api/v3/order/amend/keepPriority", succeeded=True) == 4
+    assert weight("spot", "GET", "/api/v3/order/amendments", succeeded=True) == 4  # a query: never free
     assert weight("spot", "GET", "/api/v3/account", succeeded=True) == 20
     assert weight("usdm", "DELETE", "/fapi/v1/order", succeeded=True) == 1
 
@@ -257,8 +260,9 @@ def test_ws_api_weights() -> None:
     assert ws_weight("spot", "account.rateLimits.orders") == 40
     assert ws_weight("usdm", "connect") == 5
     assert ws_weight("usdm", "order.place") == 0
+    assert ws_weight("spot", "order.amendments", {"symbol": "BTCUSDT", "orderId": 5}) == 4
     with pytest.raises(UnknownEndpoint):
-        ws_weight("spot", "order.amendments")
+        ws_weight("spot", "myPreventedMatches")  # listed in §9, weight not documented here
     with pytest.raises(UnknownEndpoint):
         ws_weight("usdm", "depth")
 
@@ -271,6 +275,7 @@ def test_order_counts() -> None:
     assert order_count("spot", "POST", "/api/v3/orderList/opoco") == OrderCount(3, 3)
     assert order_count("spot", "PUT", "/api/v3/order/amend/keepPriority") == OrderCount(0, 0)
     assert order_count("spot", "GET", "/api/v3/order") == OrderCount(0, 0)
+    assert order_count("spot", "GET", "/api/v3/order/amendments") == OrderCount(0, 0)
     assert order_count("usdm", "POST", "/fapi/v1/order") == OrderCount(1, 1)
     assert order_count("usdm", "PUT", "/fapi/v1/order") == OrderCount(1, 1)
     assert order_count("usdm", "POST", "/fapi/v1/batchOrders") == OrderCount(5, 1)

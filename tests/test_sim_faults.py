@@ -297,11 +297,30 @@ def test_http_retry_option_sets_the_retry_after() -> None:
     faults = parse_faults("http@2:418:retry=1,http@3:429")
     assert [f.token() for f in faults] == ["http@2:418:retry=1", "http@3:429"]
     plan = FaultPlan(faults)
-    assert plan.on_rest_request(1) is None
-    assert plan.retry_after is None
-    assert plan.on_rest_request(2) == 418
-    assert plan.retry_after == 1
-    assert plan.on_rest_request(3) == 429
-    assert plan.retry_after is None  # the exchange's own Retry-After
+    seen = []
+    for n in (1, 2, 3):
+        seen.append((plan.on_rest_request(n), plan.retry_after))
+    # None after a 429: the exchange's own Retry-After
+    assert seen == [(None, None), (418, 1), (429, None)]
     with pytest.raises(ValueError, match="retry="):
         parse_faults("drop@5:retry=1")
+
+
+def test_every_kind_is_documented_in_the_cli_help_and_docs() -> None:
+    """``tickbook sim --help`` and docs/sim.md name every fault kind the spec parser accepts."""
+    import argparse
+
+    from tickbook.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    sim = subparsers.choices["sim"]
+    (faults,) = [a for a in sim._actions if "--faults" in a.option_strings]
+    assert faults.help is not None
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "sim.md").read_text()
+    (spec_row,) = [line for line in docs.splitlines() if line.startswith("| `tickbook/sim/faults.py`")]
+    for kind in KINDS:
+        assert kind in faults.help, kind
+        assert kind in spec_row, kind
+    assert "lost-response@N[:timeout=S|:reset|:503]" in faults.help
+    assert "plan.on_order_placement(endpoint)" in docs

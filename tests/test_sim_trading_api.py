@@ -16,6 +16,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -27,6 +28,10 @@ from tickbook.signing import Ed25519Key, HmacKey, SigningKey, sign_rest, sign_ws
 from tickbook.sim.faults import Fault, FaultPlan, is_order_placement, load_scenario, parse_faults
 from tickbook.sim.market import GeneratedMarket
 from tickbook.sim.pytest_plugin import ExchangeHandle, exchange
+from tickbook.trading.errors import BinanceError, FilterFailure, RequestError
+from tickbook.trading.filters import ExchangeRules
+from tickbook.trading.ids import check_client_order_id
+from tickbook.trading.orders import Leg, futures_order, oco_params, spot_order
 
 __all__ = ["exchange"]  # the fixture, imported so pytest finds it in this module
 
@@ -641,6 +646,173 @@ def test_listen_key_create_extend_stream_and_expire(exchange: Start) -> None:
                 assert await rest.unsigned("DELETE", path, HMAC.api_key) == (200, {})
                 closing = await stream.receive(timeout=5)
                 assert closing.type == aiohttp.WSMsgType.CLOSE
+
+    run(main)
+
+
+# ------------------------------------------------------------------------------------ refusals sent raw
+
+
+# §6.1: timeInForce belongs to LIMIT, STOP_LOSS_LIMIT and TAKE_PROFIT_LIMIT only; the spot
+# exchange answers -1106 "Parameter 'timeInForce' sent when not required." for the others,
+# LIMIT_MAKER included (reported by client libraries hit by it, for MARKET, STOP_LOSS and
+# LIMIT_MAKER orders); USD-M MARKET orders likewise.
+SPOT_NO_TIF = [
+    ("MARKET", {"quantity": "0.001"}),
+    ("STOP_LOSS", {"quantity": "0.001", "stopPrice": "{low}"}),
+    ("TAKE_PROFIT", {"quantity": "0.001", "stopPrice": "{high}"}),
+    ("LIMIT_MAKER", {"quantity": "0.001", "price": "{low}"}),
+]
+
+
+@pytest.mark.parametrize(("order_type", "fields"), SPOT_NO_TIF)
+def test_time_in_force_sent_raw_where_not_allowed_is_minus_1106(
+    exchange: Start, order_type: str, fields: dict[str, str]
+) -> None:
+    ex = exchange(generated(), hold=True, keys=[HMAC])
+    bid = Decimal(best(ex, "bids"))
+    prices = {"low": str(bid - 1000), "high": str(bid - 1000)}  # SELL stop below, BUY TP below
+    side = "BUY" if order_type in ("MARKET", "TAKE_PROFIT", "LIMIT_MAKER") else "SELL"
+    order = {k: v.format(**prices) for k, v in fields.items()}
+    msg = "Parameter 'timeInForce' sent when not required."
+
+    # The builder refuses the same order before sending, with the same code and message.
+    with pytest.raises(RequestError) as local:
+        spot_order(
+            SYMBOL,
+            side,
+            order_type,
+            quantity=order["quantity"],
+            price=order.get("price"),
+            stop_price=order.get("stopPrice"),
+            time_in_force="GTC",
+        )
+    assert (local.value.code, local.value.msg, local.value.status) == (-1106, msg, None)
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as session:
+            rest = Rest(session, ex.rest_url)
+            base = {"symbol": SYMBOL, "side": side, "type": order_type, **order}
+            params: dict[str, object]
+            for tif in ("GTC", "IOC"):
+                params = {**base, "timeInForce": tif, "newClientOrderId": f"tif-{tif}", "timestamp": now_ms()}
+                status, _, body = await rest.call("POST", "/api/v3/order", None, params)
+                assert (status, body) == (400, {"code": -1106, "msg": msg})
+                status, found = await rest.order(f"tif-{tif}")
+                assert (status, found["code"]) == (400, -2013)  # nothing was placed
+            # the test endpoint validates the same way
+            params = {**base, "timeInForce": "GTC", "timestamp": now_ms()}
+            status, _, body = await rest.call("POST", "/api/v3/order/test", None, params)
+            assert (status, body) == (400, {"code": -1106, "msg": msg})
+            # without it the same order is accepted
+            status, _, body = await rest.call(
+                "POST", "/api/v3/order", None, {**base, "newClientOrderId": "tif-none", "timestamp": now_ms()}
+            )
+            assert (status, body["clientOrderId"]) == (200, "tif-none"), body
+
+    run(main)
+
+
+def test_time_in_force_on_an_oco_limit_maker_leg_and_a_futures_market_order(exchange: Start) -> None:
+    spot = exchange(generated(), hold=True, keys=[HMAC])
+    usdm = exchange(generated("usdm"), hold=True, keys=[HMAC])
+    bid = Decimal(best(spot, "bids"))
+    # the builders refuse both before sending, with the code and message checked below
+    with pytest.raises(RequestError) as leg:
+        oco_params(
+            SYMBOL,
+            "SELL",
+            "0.001",
+            Leg("LIMIT_MAKER", price=bid + 1000, time_in_force="GTC"),
+            Leg("STOP_LOSS", stop_price=bid - 1000),
+        )
+    with pytest.raises(RequestError) as fut:
+        futures_order(SYMBOL, "BUY", "MARKET", quantity="0.001", time_in_force="GTC")
+    assert (leg.value.code, leg.value.msg) == (-1106, "Parameter 'aboveTimeInForce' sent when not required.")
+    assert (fut.value.code, fut.value.msg) == (-1106, "Parameter 'timeInForce' sent when not required.")
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as session:
+            rest = Rest(session, spot.rest_url)
+            oco = {
+                "symbol": SYMBOL,
+                "side": "SELL",
+                "quantity": "0.001",
+                "aboveType": "LIMIT_MAKER",
+                "abovePrice": str(bid + 1000),
+                "aboveTimeInForce": "GTC",
+                "belowType": "STOP_LOSS",
+                "belowStopPrice": str(bid - 1000),
+                "timestamp": now_ms(),
+            }
+            status, _, body = await rest.call("POST", "/api/v3/orderList/oco", None, oco)
+            assert (status, body) == (
+                400,
+                {"code": -1106, "msg": "Parameter 'aboveTimeInForce' sent when not required."},
+            )
+            del oco["aboveTimeInForce"]
+            oco["timestamp"] = now_ms()
+            status, _, body = await rest.call("POST", "/api/v3/orderList/oco", None, oco)
+            assert status == 200, body
+
+            rest = Rest(session, usdm.rest_url)
+            market = {"symbol": SYMBOL, "side": "BUY", "type": "MARKET", "quantity": "0.001"}
+            status, _, body = await rest.call(
+                "POST", "/fapi/v1/order", None, {**market, "timeInForce": "GTC", "timestamp": now_ms()}
+            )
+            assert (status, body) == (
+                400,
+                {"code": -1106, "msg": "Parameter 'timeInForce' sent when not required."},
+            )
+            status, _, body = await rest.call(
+                "POST", "/fapi/v1/order", None, {**market, "timestamp": now_ms()}
+            )
+            assert status == 200, body
+
+    run(main)
+
+
+@pytest.mark.parametrize("market", ["spot", "usdm"])
+def test_local_refusals_sent_raw_are_http_400_with_the_same_code_and_message(
+    exchange: Start, market: str
+) -> None:
+    """A filter failure or an illegal client order ID is refused locally with no HTTP status;
+    the exchange answers the same order with 400 and the same code and message."""
+    ex = exchange(generated(market), hold=True, keys=[HMAC])
+    prefix = "/api/v3" if market == "spot" else "/fapi/v1"
+    bid = Decimal(best(ex, "bids", market))
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{ex.rest_url}{prefix}/exchangeInfo") as r:
+                rules = ExchangeRules.from_exchange_info(await r.json(), market)[SYMBOL]
+            rest = Rest(session, ex.rest_url)
+            off_tick = bid - 100 + rules.tick_size / 10
+            order = {
+                "symbol": SYMBOL,
+                "side": "BUY",
+                "type": "LIMIT",
+                "timeInForce": "GTC",
+                "quantity": "0.001",
+                "price": str(off_tick),
+            }
+            with pytest.raises(FilterFailure) as filtered:
+                rules.check_order(side="BUY", type="LIMIT", price=off_tick, quantity="0.001")
+            long_id = "x" * 37
+            with pytest.raises(RequestError) as illegal:
+                check_client_order_id(long_id, market)
+            cases: list[tuple[dict[str, object], BinanceError]] = [
+                ({**order, "newClientOrderId": "raw-tick"}, filtered.value),
+                ({**order, "price": str(bid - 100), "newClientOrderId": long_id}, illegal.value),
+            ]
+            for params, local in cases:
+                assert local.status is None  # refused before sending
+                status, _, body = await rest.call(
+                    "POST", f"{prefix}/order", None, {**params, "timestamp": now_ms()}
+                )
+                assert (status, body) == (400, {"code": local.code, "msg": local.msg})
+            assert filtered.value.code == (-1013 if market == "spot" else -4014)
+            assert illegal.value.code == (-1100 if market == "spot" else -4015)
 
     run(main)
 

@@ -519,6 +519,57 @@ def test_a_burst_stays_under_the_weight_limit_and_takes_the_windows_it_needs(exc
     assert budget.throttled_429 == 0
 
 
+def test_a_feed_and_a_client_sharing_one_budget_never_exceed_the_limit(exchange: Start) -> None:
+    """A DepthFeed syncing many books and a RestClient's burst spend one RequestBudget: their
+    sum is more than one window allows, yet the exchange counts no violation and every book
+    syncs (§5.1: the weight limit is per IP, whoever sends)."""
+    symbols = [f"S{i:02d}USDT" for i in range(16)]
+    fast = FastTime(speed=60.0)  # one 1-minute window per real second
+    ex = exchange(
+        lambda: GeneratedMarket(symbols, "spot", seed=5, levels=40),
+        speed=None,
+        weight_limit=120,
+        clock_ms=fast.wall_ms,
+    )
+    budget = RequestBudget(
+        "spot", clock=fast.mono, wall_ms=fast.wall_ms, sleep=fast.sleep, boundary_guard=10.0
+    )
+
+    async def main() -> float:
+        async with RestClient("spot", base_url=ex.rest_url, budget=budget) as client:
+            await client.exchange_info()  # 20; its rateLimits say 120/minute
+            assert [rl.limit for rl in budget.limits] == [120]
+            feed = DepthFeed(
+                "spot",
+                symbols,
+                rest_url=ex.rest_url,
+                stream_url=ex.ws_url,
+                depth_limit=100,  # weight 5 per snapshot
+                budget=budget,
+            )
+            started = fast.mono()
+            async with feed:
+                assert feed.budget is budget
+                # the burst races the feed's exchangeInfo (20) and 16 snapshots (80)
+                burst: list[Coroutine[Any, Any, object]] = [
+                    client.depth(symbols[i % len(symbols)], limit=100) for i in range(12)
+                ]
+                burst += [client.ping() for _ in range(40)]
+                answers = await asyncio.gather(*burst)
+                assert all(a is None or isinstance(a, DepthSnapshotTyped) for a in answers)
+                await feed.wait_synced(timeout=30.0)
+                assert all(feed.book(s).synced for s in symbols)
+            return fast.mono() - started
+
+    elapsed = run(main)
+    # 20 + 20 + 16 x 5 + 12 x 5 + 40 = 220 > 108 (0.9 x 120) a window: at least one rollover.
+    assert elapsed > 60.0 - 10.0, elapsed
+    violations = ex.violations()
+    assert violations["rest"].get("request_weight", 0) == 0, violations
+    assert violations["rest"].get("ip_banned", 0) == 0, violations
+    assert budget.throttled_429 == 0
+
+
 def test_429_pauses_every_request_until_retry_after(exchange: Start) -> None:
     ex = exchange(generated("spot"), speed=None, faults="http@3:429:retry=1")
 
@@ -950,6 +1001,33 @@ def test_market_data_from_the_local_exchange(exchange: Start, market: str) -> No
     run(main)
 
 
+def test_coinm_trades_from_the_local_exchange(exchange: Start) -> None:
+    """COIN-M trades carry ``baseQty`` (the value in the base asset: qty contracts of
+    ``contractSize`` USD at ``price``) where USD-M carries ``quoteQty``."""
+    symbol = "BTCUSD_PERP"
+    ex = exchange(lambda: GeneratedMarket([symbol], "coinm", seed=11, levels=60), speed=None)
+    time.sleep(0.3)  # let trades happen
+
+    async def main() -> None:
+        async with RestClient("coinm", base_url=ex.rest_url) as client:
+            info = await client.request_json("GET", "/dapi/v1/exchangeInfo")
+            (entry,) = [s for s in info["symbols"] if s["symbol"] == symbol]
+            contract_size = Decimal(str(entry["contractSize"]))
+            trades = await client.trades(symbol, limit=20)
+            assert 0 < len(trades) <= 20
+            assert client.budget.used["1M"] >= 1 + 5  # exchangeInfo 1 + trades 5
+            for trade in trades:
+                assert isinstance(trade.qty, Decimal)
+                assert trade.qty == trade.qty.to_integral_value()  # whole contracts
+                assert trade.quote_qty is None
+                assert trade.base_qty is not None
+                expected = trade.qty * contract_size / trade.price
+                assert abs(trade.base_qty - expected) <= Decimal("1e-8")
+            assert [t.id for t in trades] == sorted(t.id for t in trades)
+
+    run(main)
+
+
 SPOT_KLINE = [
     1499040000000,
     "0.01634790",
@@ -1150,5 +1228,39 @@ def test_closing_the_client_closes_its_session_but_not_a_given_one() -> None:
                 async with RestClient("spot", base_url=stub.url, session=own) as client:
                     await client.request("GET", "/api/v3/time")
                 assert not own.closed
+
+    run(main)
+
+
+def test_other_requests_on_the_clients_session_work(exchange: Start) -> None:
+    """``client.session`` is public: a WebSocket or a plain request of the caller's on it
+    passes through the client's send-tracing hook untouched, and a timeout shorter than the
+    WebSocket's life does not cut it."""
+    ex = exchange(generated("spot"), speed=1.0)
+
+    async def main() -> None:
+        async with RestClient("spot", base_url=ex.rest_url, timeout=0.5) as client:
+            session = client.session
+            async with session.ws_connect(f"{ex.ws_url}/ws/btcusdt@depth@100ms") as ws:
+                started = time.monotonic()
+                frames = []
+                while time.monotonic() - started < 1.2:  # longer than the client's timeout
+                    message = await ws.receive(timeout=1.0)
+                    assert message.type is aiohttp.WSMsgType.TEXT
+                    frames.append(json.loads(message.data))
+                assert not ws.closed
+            assert len(frames) >= 5
+            assert all(frame["s"] == SYMBOL for frame in frames)
+            async with session.get(f"{ex.rest_url}/api/v3/time") as response:
+                assert response.status == 200
+                assert abs((await response.json())["serverTime"] - time.time() * 1000) < 5000
+            # a caller's own trace context is theirs: not marked, not required
+            mine = {"tag": "caller"}
+            async with session.get(f"{ex.rest_url}/api/v3/ping", trace_request_ctx=mine) as response:
+                assert response.status == 200
+            assert mine == {"tag": "caller"}
+            # and the client's own requests still go through the same session
+            await client.ping()
+            assert client.session is session
 
     run(main)

@@ -9,12 +9,13 @@ spec's current shape for those filters.
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 
 from tickbook import Market
 from tickbook.sim.market import GeneratedMarket
+from tickbook.trading import filters as filters_module
 from tickbook.trading.errors import FilterFailure, OrderRejected, RequestError, error_from_response
 from tickbook.trading.filters import ExchangeInfoError, ExchangeRules, SymbolRules
 
@@ -95,7 +97,7 @@ def refusal(rules: SymbolRules, **order: Any) -> FilterFailure:
     with pytest.raises(FilterFailure) as info:
         rules.check_order(**order)
     assert info.value.local
-    assert info.value.status == 400
+    assert info.value.status is None  # refused before sending: no HTTP status
     return info.value
 
 
@@ -716,6 +718,68 @@ def test_the_exchange_answer_decodes_to_the_same_refusal(
     )
     assert isinstance(local, OrderRejected)
     assert "(refused locally)" in str(local)
+
+
+# Every futures refusal of filters.py, with the order that triggers it. BCHUSDT's
+# MARKET_LOT_SIZE (maxQty 1000) is tighter than its LOT_SIZE (10000), so a market order meets
+# it first; the quantity codes are the same for both filters.
+FUTURES_TABLE: list[tuple[str, dict[str, Any], str, int]] = [
+    ("BTCUSDT", {**FUT_BTC, **cast(dict[str, Any], change)}, name, code)
+    for change, name, _field, code, _msg in FUTURES_CASES
+] + [
+    ("BTCUSDT", {**FUT_BTC, "stop_price": "556.70", "type": "STOP"}, "PRICE_FILTER", -4013),
+    ("BCHUSDT", {"side": "BUY", "type": "MARKET", "quantity": "0"}, "MARKET_LOT_SIZE", -4003),
+    ("BCHUSDT", {"side": "BUY", "type": "MARKET", "quantity": "5000"}, "MARKET_LOT_SIZE", -4005),
+    ("BCHUSDT", {"side": "BUY", "type": "MARKET", "quantity": "1.0005"}, "MARKET_LOT_SIZE", -4023),
+    (
+        "BCHUSDT",
+        {"side": "SELL", "type": "TAKE_PROFIT_MARKET", "quantity": "5000", "stop_price": "400"},
+        "MARKET_LOT_SIZE",
+        -4005,
+    ),
+    ("BCHUSDT", {"side": "BUY", "type": "LIMIT", "price": "500.00", "quantity": "10001"}, "LOT_SIZE", -4005),
+]
+
+
+def futures_codes_in_filters_py() -> set[int]:
+    """The code argument of every ``_fail_futures(...)`` call in filters.py's source."""
+    codes = set()
+    for node in ast.walk(ast.parse(Path(filters_module.__file__).read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "_fail_futures":
+            code = ast.literal_eval(node.args[2])
+            assert isinstance(code, int)
+            codes.add(code)
+    return codes
+
+
+def test_the_futures_table_covers_every_code_filters_py_raises() -> None:
+    raised = futures_codes_in_filters_py()
+    assert {-4001, -4006, -4007, -4164} <= raised  # the scan found the calls
+    assert raised == {code for _, _, _, code in FUTURES_TABLE}
+
+
+@pytest.mark.parametrize(("symbol", "order", "name", "code"), FUTURES_TABLE)
+def test_every_futures_refusal_decodes_from_the_exchange_answer_to_the_same_filter(
+    symbol: str, order: dict[str, Any], name: str, code: int
+) -> None:
+    """The exchange's answer (code and message) decodes to a FilterFailure of the same filter.
+    The quantity codes do not tell LOT_SIZE from MARKET_LOT_SIZE: the decoder says LOT_SIZE
+    and ``futures_lot_filter`` (which the trading layer applies to its refusals) names the
+    one the order's type is judged by."""
+    rules = rules_of("usdm")[symbol]
+    local = refusal(rules, **order)
+    assert (local.filter, local.code) == (name, code)
+    body = json.dumps({"code": local.code, "msg": local.msg}).encode()
+    remote = error_from_response(
+        400, body, method="POST", endpoint="/fapi/v1/order", client_order_id=None, market=Market.USDM
+    )
+    assert isinstance(remote, FilterFailure)
+    assert (remote.code, remote.msg, remote.status, remote.local) == (local.code, local.msg, 400, False)
+    if code in (-4003, -4004, -4005, -4023):
+        assert remote.filter == "LOT_SIZE"
+        assert rules.futures_lot_filter(order["type"]) == name
+    else:
+        assert remote.filter == name
 
 
 @pytest.mark.parametrize(

@@ -291,6 +291,41 @@ def test_filter_failures_local_and_remote(
     run(test)
 
 
+def test_a_quantity_refusal_names_the_filter_the_order_type_is_judged_by(exchange: Start) -> None:
+    """The futures quantity codes (-4023 here) name no filter; the exchange's refusal of a
+    MARKET order is named MARKET_LOT_SIZE, as the local check names it, and a LIMIT order's
+    LOT_SIZE (spec §7: market orders are judged by MARKET_LOT_SIZE)."""
+    ex = start(exchange)
+    bid, _ = top(ex)
+
+    async def test() -> None:
+        async with trading(ex) as fut:
+            with pytest.raises(FilterFailure) as local:
+                await fut.market(SYM, "BUY", "0.0015")
+            with pytest.raises(FilterFailure) as remote:
+                await fut.market(SYM, "BUY", "0.0015", check=False)
+            assert (local.value.filter, local.value.code, local.value.local) == (
+                "MARKET_LOT_SIZE",
+                -4023,
+                True,
+            )
+            assert (remote.value.filter, remote.value.code, remote.value.local) == (
+                "MARKET_LOT_SIZE",
+                -4023,
+                False,
+            )
+            assert remote.value.msg == local.value.msg
+            with pytest.raises(FilterFailure) as limit:
+                await fut.limit(SYM, "BUY", "0.0015", bid - 100, check=False)
+            assert (limit.value.filter, limit.value.code, limit.value.local) == ("LOT_SIZE", -4023, False)
+            with pytest.raises(FilterFailure) as algo:
+                await fut.stop_market(SYM, "SELL", bid - 1000, "0.0015", check=False)
+            assert (algo.value.filter, algo.value.code, algo.value.local) == ("MARKET_LOT_SIZE", -4023, False)
+            assert await fut.all_orders(SYM) == []
+
+    run(test)
+
+
 # ----------------------------------------------------------------------------------- account
 
 

@@ -131,13 +131,15 @@ SPOT_ILLEGAL = (
 def test_illegal_ids_are_refused_with_the_exchange_code(text: str, market: str, code: int, msg: str) -> None:
     with pytest.raises(RequestError) as info:
         check_client_order_id(text, market)
-    assert (info.value.code, info.value.msg, info.value.status) == (code, msg, 400)
-    # The same answer from the exchange decodes to the same class.
+    # Refused before sending: the exchange's code and message, no HTTP status.
+    assert (info.value.code, info.value.msg, info.value.status) == (code, msg, None)
+    # The same answer from the exchange decodes to the same class, with its status.
     body = json.dumps({"code": code, "msg": msg}).encode()
     remote = error_from_response(
         400, body, method="POST", endpoint="/api/v3/order", client_order_id=None, market=Market(market)
     )
     assert type(remote) is RequestError
+    assert (remote.code, remote.msg, remote.status) == (code, msg, 400)
 
 
 def test_the_message_names_the_parameter() -> None:

@@ -72,6 +72,18 @@ def test_futures_trades() -> None:
     assert trade.is_rpi_trade is True
     (old,) = decode(body.replace(b', "isRPITrade": true', b""), list[FuturesTrade])
     assert old.is_rpi_trade is None
+    assert trade.base_qty is None
+
+
+def test_coinm_trades_carry_base_qty() -> None:
+    # COIN-M /dapi/v1/trades (the documentation's example): qty in contracts, baseQty in BTC.
+    body = b"""[{"id": 28457, "price": "9635.0", "qty": "1", "baseQty": "0.01037883",
+                 "time": 1591250192508, "isBuyerMaker": true}]"""
+    (trade,) = decode(body, list[FuturesTrade])
+    assert (trade.id, trade.price, trade.qty) == (28457, Decimal("9635.0"), Decimal("1"))
+    assert trade.base_qty == Decimal("0.01037883")
+    assert trade.quote_qty is None
+    assert (trade.time, trade.is_buyer_maker) == (1591250192508, True)
 
 
 def test_agg_trades_spot_and_futures() -> None:

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
 import msgspec
 import pytest
 import uvloop
@@ -561,6 +562,38 @@ def test_futures_events_update_the_tracker(exchange: Start) -> None:
                 assert algo_state is not None
                 assert algo_state.status == "NEW"
                 assert algo_state.client_algo_id == "ud-algo-1"
+
+    run(main)
+
+
+def test_futures_stream_shares_the_clients_session(exchange: Start) -> None:
+    """The listenKey stream connects through the client's pooled session (no session of its
+    own), lives longer than the client's request timeout, and closing it leaves the client
+    working; a session given to the stream is used instead and not closed either."""
+    ex = exchange(generated("usdm"), hold=True, keys=[HMAC])
+
+    async def main() -> None:
+        async with RestClient("usdm", base_url=ex.rest_url, key=HMAC, timeout=0.5) as client:
+            session = client.session
+            stream = FuturesUserData(client, ex.ws_url)
+            await stream.start()
+            assert stream._http() is session
+            events = stream.iterate()
+            await asyncio.sleep(0.8)  # past the client's whole-request timeout
+            await FuturesTrading(client).market(SYMBOL, "BUY", "0.010", new_client_order_id="ud-shared")
+            await next_event(events, futures_update("ud-shared", "FILLED"))
+            assert (stream.connects, stream.reconnects) == (1, 0)
+            await stream.close()
+            assert not session.closed
+            assert client.session is session
+            await client.ping()
+
+            async with aiohttp.ClientSession() as own:
+                given = FuturesUserData(client, ex.ws_url, session=own)
+                async with given:
+                    assert given._http() is own
+                    assert given.subscribed
+                assert not own.closed
 
     run(main)
 

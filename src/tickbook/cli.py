@@ -449,7 +449,8 @@ def _add_sim_parser(commands: Any) -> None:
         metavar="SPEC",
         help="faults to inject, comma-separated: drop@N, dup@N, reorder@N, delay@N:S, stall@N:S, "
         "close@N, disconnect@N, malformed@N, unknown@N, stale-snapshot[@N], slow-snapshot[@N]:S, "
-        "http@N:STATUS, skew:MS",
+        "http@N:STATUS, skew:MS, lost-response@N[:timeout=S|:reset|:503] (the N-th order "
+        "placement is executed but its answer is lost)",
     )
     sim.add_argument("--scenario", metavar="FILE", help="a scenario file of faults (JSON or TOML)")
     sim.add_argument(

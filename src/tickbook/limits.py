@@ -376,6 +376,9 @@ _SPOT: Final[dict[tuple[str, str], _Rule]] = {
     ("DELETE", "/api/v3/openOrders"): 1,
     ("POST", "/api/v3/order/cancelReplace"): 1,
     ("PUT", "/api/v3/order/amend/keepPriority"): 4,
+    # Not in the spec's table (§5.3); 4 is the weight Binance's page for "Query Order
+    # Amendments" documents (WS-API ``order.amendments`` likewise).
+    ("GET", "/api/v3/order/amendments"): 4,
     ("POST", "/api/v3/orderList/oco"): 1,
     ("POST", "/api/v3/orderList/oto"): 1,
     ("POST", "/api/v3/orderList/otoco"): 1,
@@ -544,6 +547,7 @@ _SPOT_WS_METHODS: Final = {
     "order.cancel": ("DELETE", "/api/v3/order"),
     "order.cancelReplace": ("POST", "/api/v3/order/cancelReplace"),
     "order.amend.keepPriority": ("PUT", "/api/v3/order/amend/keepPriority"),
+    "order.amendments": ("GET", "/api/v3/order/amendments"),
     "openOrders.status": ("GET", "/api/v3/openOrders"),
     "openOrders.cancelAll": ("DELETE", "/api/v3/openOrders"),
     "orderList.place.oco": ("POST", "/api/v3/orderList/oco"),

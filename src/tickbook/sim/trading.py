@@ -676,7 +676,8 @@ class TradingEngine:
         try:
             return check_client_order_id(text, self.market, param=params._name(name))
         except BinanceError as exc:
-            raise ApiError(exc.status or 400, exc.code if exc.code is not None else -1100, exc.msg) from None
+            # A local refusal has no HTTP status; the exchange answers this one with 400.
+            raise ApiError(400, exc.code if exc.code is not None else -1100, exc.msg) from None
 
     def _new_client_id(self) -> str:
         n = self._next_client
@@ -923,9 +924,11 @@ class TradingEngine:
         elif quote_qty is not None:
             raise _not_required("quoteOrderQty")
         if needs_tif and tif is None:
-            raise _mandatory("timeInForce")
-        if not needs_tif and tif is not None and otype != "LIMIT_MAKER":
-            raise _err(-1114, "TimeInForce parameter sent when not required.")
+            raise _mandatory(params._name("timeInForce"))
+        if not needs_tif and tif is not None:
+            # MARKET, STOP_LOSS, TAKE_PROFIT and LIMIT_MAKER take no timeInForce: the exchange
+            # answers -1106 naming the parameter (an OCO leg's as e.g. 'aboveTimeInForce').
+            raise _not_required(params._name("timeInForce"))
         if needs_price and price is None:
             raise _mandatory("price")
         if not needs_price and price is not None:
@@ -1001,7 +1004,8 @@ class TradingEngine:
         try:
             sym.rules.check_order(reference_price=self.last_price(sym.name), **kwargs)
         except BinanceError as exc:
-            raise ApiError(exc.status or 400, exc.code if exc.code is not None else -1013, exc.msg) from None
+            # A local refusal has no HTTP status; the exchange answers filter failures with 400.
+            raise ApiError(400, exc.code if exc.code is not None else -1013, exc.msg) from None
 
     def _check_duplicate(self, api_key: str, symbol: str, client_id: str) -> None:
         """A client id is unique among the account's open orders (spec 6.1)."""
@@ -2589,8 +2593,15 @@ class TradingEngine:
                     raise _err(-1112, "No orders on book for symbol.")
             elif price is None:
                 raise _mandatory("price")
-        elif price is not None:
-            raise _not_required("price")
+        else:
+            # A MARKET order takes no price, timeInForce or priceMatch: -1106 for each.
+            for name, sent in (
+                ("price", price),
+                ("timeInForce", tif),
+                ("priceMatch", params.text("priceMatch")),
+            ):
+                if sent is not None:
+                    raise _not_required(name)
         good_till = 0
         if tif == "GTD":
             good_till = params.integer("goodTillDate") or 0

@@ -129,10 +129,25 @@ def _backoff(attempt: int, base: float, cap: float) -> float:
     return float(min(cap, base * 2.0 ** (attempt - 1)))
 
 
+class _SendMark:
+    """Whether one of ``RestClient``'s own requests got as far as its headers being written."""
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        self.sent = False
+
+
 async def _mark_sent(session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object) -> None:
     """Trace hook: the request line and headers are written, so from here on the exchange may
-    act on the request (a failure is an unknown outcome, not a network error)."""
-    ctx.trace_request_ctx.sent = True
+    act on the request (a failure is an unknown outcome, not a network error).
+
+    The session is public (``RestClient.session``): other requests on it (a WebSocket
+    connect, a plain GET) carry no mark, or a ``trace_request_ctx`` of their own, and are
+    left alone."""
+    mark = ctx.trace_request_ctx
+    if isinstance(mark, _SendMark):
+        mark.sent = True
 
 
 class RestClient:
@@ -470,7 +485,7 @@ class RestClient:
         # encoded=True: the bytes signed are the bytes sent, yarl must not re-quote them.
         url = URL(f"{self.base_url}{path}?{query}" if query else f"{self.base_url}{path}", encoded=True)
         sent_text = f"{query}&{body}" if query and body else query or body
-        trace = SimpleNamespace(sent=False)
+        trace = _SendMark()
         session = self.session
         started = time.perf_counter()
         ts_ms = time.time_ns() // 1_000_000

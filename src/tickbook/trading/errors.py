@@ -504,6 +504,8 @@ FUTURES_FILTER_CODES: Final[Mapping[int, tuple[str, str | None]]] = MappingProxy
         -4003: ("LOT_SIZE", "quantity"),  # quantity <= 0
         -4004: ("LOT_SIZE", "quantity"),  # quantity < minQty
         -4005: ("LOT_SIZE", "quantity"),  # quantity > maxQty
+        -4006: ("PRICE_FILTER", "triggerPrice"),  # stop (trigger) price <= 0
+        -4007: ("PRICE_FILTER", "triggerPrice"),  # stop (trigger) price > maxPrice
         -4013: ("PRICE_FILTER", "price"),  # price < minPrice
         -4014: ("PRICE_FILTER", "price"),  # (price - minPrice) % tickSize != 0
         -4016: ("PERCENT_PRICE", "price"),  # above mark * multiplierUp
@@ -513,7 +515,11 @@ FUTURES_FILTER_CODES: Final[Mapping[int, tuple[str, str | None]]] = MappingProxy
         -4164: ("MIN_NOTIONAL", None),  # notional below the minimum and not reduce-only
     }
 )
-"""Futures filter codes (spec sections 7 and 10.3) -> (filter name, parameter judged)."""
+"""Futures filter codes (spec sections 7 and 10.3) -> (filter name, parameter judged).
+
+The quantity codes are named ``LOT_SIZE``: the answer does not say whether MARKET_LOT_SIZE
+judged it (``SymbolRules.futures_lot_filter`` tells, from the order's type, and the trading
+layer renames its refusals with it). -4013/-4014 also judge a trigger price."""
 
 
 def error_name(code: int | None, market: Market | str = Market.SPOT) -> str | None:

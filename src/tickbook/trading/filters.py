@@ -16,7 +16,8 @@ Spot refusals are ``-1013 "Filter failure: <NAME>"``; futures refusals carry one
 rule (§10.3 and the USD-M error-code list): ``-4001``/``-4002``/``-4013``/``-4014`` for the price,
 ``-4006``/``-4007`` for the trigger price, ``-4003``/``-4004``/``-4005``/``-4023`` for the
 quantity, ``-4016``/``-4024`` for PERCENT_PRICE and ``-4164`` for MIN_NOTIONAL. COIN-M symbols
-follow the futures rules.
+follow the futures rules. A refusal here is ``FilterFailure(local=True)`` with no HTTP status
+(``status`` None: nothing was sent); the local exchange answers it with HTTP 400.
 
 A field that is zero disables that part of its filter (§7): ``tickSize == 0`` means any price
 is on the grid, ``maxQty == 0`` means no upper bound, and so on.
@@ -474,6 +475,17 @@ class SymbolRules:
                 return rule
         return None
 
+    def futures_lot_filter(self, order_type: str) -> str:
+        """The filter that judges a futures order's quantity: ``MARKET_LOT_SIZE`` for the
+        market-like types (MARKET, STOP_MARKET, TAKE_PROFIT_MARKET, TRAILING_STOP_MARKET)
+        when the symbol has one, ``LOT_SIZE`` otherwise.
+
+        The futures quantity codes (-4003/-4004/-4005/-4023) do not say which of the two
+        failed, so a refusal decoded from the exchange's answer is named with this."""
+        if order_type.upper() in _FUTURES_MARKET_TYPES and self._lot("MARKET_LOT_SIZE") is not None:
+            return "MARKET_LOT_SIZE"
+        return "LOT_SIZE"
+
     # -------------------------------------------------------------- rounding
 
     def round_price(self, price: Decimal | str | int, *, mode: RoundingMode = "nearest") -> Decimal:
@@ -598,7 +610,7 @@ class SymbolRules:
 
     def _fail(self, name: str, field: str | None) -> NoReturn:
         raise FilterFailure(
-            f"Filter failure: {name}", filter=name, field=field, local=True, code=-1013, status=400
+            f"Filter failure: {name}", filter=name, field=field, local=True, code=-1013, status=None
         )
 
     def _check_spot(self, o: _Order) -> None:
@@ -607,7 +619,7 @@ class SymbolRules:
         for value, field in ((o.quantity, "quantity"), (o.quote_qty, "quoteOrderQty")):
             if value is not None and value <= 0:
                 raise FilterFailure(
-                    "Invalid quantity.", filter="LOT_SIZE", field=field, local=True, code=-1013, status=400
+                    "Invalid quantity.", filter="LOT_SIZE", field=field, local=True, code=-1013, status=None
                 )
         for rule in self._checks:
             if isinstance(rule, _PriceFilter):
@@ -650,7 +662,7 @@ class SymbolRules:
             (o.quote_qty, "quoteOrderQty", quote),
         ):
             if value is not None and limit is not None and _decimals(value) > limit:
-                raise RequestError(f"Parameter '{field}' has too much precision.", code=-1111, status=400)
+                raise RequestError(f"Parameter '{field}' has too much precision.", code=-1111)
 
     def _spot_price_filter(self, rule: _PriceFilter, o: _Order) -> None:
         for value, field in ((o.price, "price"), (o.stop, "stopPrice")):
@@ -731,18 +743,17 @@ class SymbolRules:
     # -------------------------------------------------------------- futures
 
     def _fail_futures(self, name: str, field: str | None, code: int, msg: str) -> NoReturn:
-        raise FilterFailure(msg, filter=name, field=field, local=True, code=code, status=400)
+        raise FilterFailure(msg, filter=name, field=field, local=True, code=code, status=None)
 
     def _check_futures(self, o: _Order) -> None:
-        has_market_lot = self._lot("MARKET_LOT_SIZE") is not None
+        lot_filter = self.futures_lot_filter(o.type)
         market_like = o.type in _FUTURES_MARKET_TYPES
         for rule in self._checks:
             if isinstance(rule, _PriceFilter):
                 self._futures_price(rule, o)
             elif isinstance(rule, _LotFilter):
                 # A market order takes MARKET_LOT_SIZE when the symbol has one, others LOT_SIZE.
-                wanted = "MARKET_LOT_SIZE" if market_like and has_market_lot else "LOT_SIZE"
-                if rule.name == wanted and o.quantity is not None:
+                if rule.name == lot_filter and o.quantity is not None:
                     self._futures_qty(rule, o.quantity)
             elif isinstance(rule, _MinNotional):
                 self._futures_min_notional(rule, o, market_like)

@@ -118,6 +118,7 @@ def check_client_order_id(text: str, market: Market | str, *, param: str = "newC
     if _LEGAL.fullmatch(text):
         return text
     illegal = f"Illegal characters found in parameter '{param}'; legal range is '^[a-zA-Z0-9-_]{{1,36}}$'."
+    # Refused before sending: no HTTP status (status None), the exchange's code and message.
     if Market.parse(market).is_futures and len(text) > MAX_CLIENT_ORDER_ID_LENGTH:
-        raise RequestError("Client order id length should not be more than 36 chars", code=-4015, status=400)
-    raise RequestError(illegal, code=-1100, status=400)
+        raise RequestError("Client order id length should not be more than 36 chars", code=-4015)
+    raise RequestError(illegal, code=-1100)

@@ -135,14 +135,21 @@ class Trade(_Model, frozen=True):
 
 
 class FuturesTrade(_Model, frozen=True):
-    """One entry of USD-M ``GET /fapi/v1/trades`` and ``/fapi/v1/historicalTrades``."""
+    """One entry of futures ``GET /trades`` and ``/historicalTrades``: USD-M ``/fapi/v1``
+    and COIN-M ``/dapi/v1``.
+
+    The markets differ in the size field: USD-M writes ``quoteQty`` (``price * qty``, in the
+    quote asset); COIN-M, whose ``qty`` counts contracts, writes ``baseQty`` (the trade's
+    value in the base asset: ``qty * contractSize / price``). Each is None on the other market.
+    """
 
     id: int
     price: Decimal
-    qty: Decimal
-    quote_qty: Decimal
+    qty: Decimal  # USD-M: base asset; COIN-M: contracts
     time: int
     is_buyer_maker: bool
+    quote_qty: Decimal | None = None  # USD-M only
+    base_qty: Decimal | None = None  # COIN-M only
     is_rpi_trade: bool | None = msgspec.field(default=None, name="isRPITrade")  # RPI order involved
 
 

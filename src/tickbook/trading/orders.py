@@ -44,7 +44,9 @@ import msgspec
 
 from tickbook._types import Market
 from tickbook.trading.errors import (
+    FUTURES_FILTER_CODES,
     BinanceError,
+    FilterFailure,
     NetworkError,
     NoSuchOrder,
     RequestError,
@@ -268,6 +270,11 @@ def _enum(name: str, value: object, allowed: frozenset[str], endpoint: str, code
     return value
 
 
+# The futures codes of a quantity outside its lot filter (see ``TradingBase._name_lot_filter``).
+_FUTURES_QTY_CODES: Final = frozenset(
+    code for code, (name, _field) in FUTURES_FILTER_CODES.items() if name == "LOT_SIZE"
+)
+
 _ENUM_MESSAGES: Final = {
     -1115: "Invalid timeInForce.",
     -1116: "Invalid orderType.",
@@ -291,8 +298,7 @@ def _client_id(name: str, value: object, market: Market, endpoint: str) -> str:
     try:
         return check_client_order_id(value, market, param=name)
     except RequestError as exc:
-        # Refused here, before sending: no HTTP status (BinanceError's convention).
-        exc.method, exc.endpoint, exc.status = "POST", endpoint, None
+        exc.method, exc.endpoint = "POST", endpoint
         raise
 
 
@@ -1510,9 +1516,24 @@ class TradingBase:
             try:
                 rules.check_order(**filter_args(params, prefix), reference_price=ref)
             except BinanceError as exc:
-                # Refused here: nothing was sent, so no HTTP status (BinanceError's convention).
-                exc.method, exc.endpoint, exc.client_order_id, exc.status = method, endpoint, client_id, None
+                # The rules know the order, not the request: name the request it refused.
+                exc.method, exc.endpoint, exc.client_order_id = method, endpoint, client_id
                 raise
+
+    async def _name_lot_filter(self, refused: FilterFailure, params: Mapping[str, object]) -> None:
+        """A futures quantity code (-4003/-4004/-4005/-4023) names no filter: the order's type
+        tells whether LOT_SIZE or MARKET_LOT_SIZE judged it (``futures_lot_filter``), so the
+        exchange's refusal carries the name a local check gives."""
+        if refused.local or not self.client.market.is_futures or refused.code not in _FUTURES_QTY_CODES:
+            return
+        symbol, order_type = params.get("symbol"), params.get("type")
+        if not isinstance(symbol, str) or not isinstance(order_type, str):
+            return
+        try:
+            rules = await self.symbol_rules(symbol)
+        except BinanceError:
+            return  # no rules to tell: the code's own name stays
+        refused.filter = rules.futures_lot_filter(order_type)
 
     def _recv_window_ms(self) -> float:
         return float(Decimal(self.client.recv_window))
@@ -1533,9 +1554,13 @@ class TradingBase:
         ``place_with_reconciliation``); hand the answer to the tracker."""
 
         async def send() -> T:
-            return await self.client.request_typed(
-                method, path, params, signed=True, client_order_id=client_id, type=type
-            )
+            try:
+                return await self.client.request_typed(
+                    method, path, params, signed=True, client_order_id=client_id, type=type
+                )
+            except FilterFailure as refused:
+                await self._name_lot_filter(refused, params)
+                raise
 
         result = await place_with_reconciliation(
             send,

@@ -937,8 +937,9 @@ class FuturesUserData(UserDataStream):
     the key only, no signature). ``stream_base_url``: the stream host (the local exchange's
     ``ws://127.0.0.1:PORT``); default the one that goes with the client's documented REST
     host. ``keepalive``: seconds between two ``PUT`` extensions (a key lives 60 min).
-    ``session``: an aiohttp session for the WebSocket (default one of its own; the REST
-    client's own session is kept for REST). Other options as ``SpotUserData``
+    ``session``: an aiohttp session for the WebSocket (not closed here); default the
+    client's pooled session, so the listenKey requests and the stream share one connection
+    pool (close the stream before the client). Other options as ``SpotUserData``
     (``idle_timeout`` is longer: the server pings every 3 min and waits 10 min for the pong).
     """
 
@@ -986,10 +987,16 @@ class FuturesUserData(UserDataStream):
         self.keepalives = 0  # PUTs that extended the key
         self.renewals = 0  # keys re-created after expiry
         self._keepalive_task: asyncio.Task[None] | None = None
-        self._use_session(session)
+        self._session = session
+        self._own_session = False  # the given session or the client's: never closed here
 
     def __repr__(self) -> str:
         return f"FuturesUserData({self.stream_base}{self.route}, {self.market.value})"
+
+    def _http(self) -> aiohttp.ClientSession:
+        """The given session, else the client's (read each time: the client makes a new
+        one if it was closed and used again)."""
+        return self._session if self._session is not None else self.client.session
 
     async def _listen_key(self, method: str) -> str | None:
         try:
