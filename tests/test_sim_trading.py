@@ -159,6 +159,10 @@ class Rig:
     def order(self, key: str = KEY, **params: Any) -> Any:
         return self.call("POST", "/order", key, symbol="BTCUSDT", **params)
 
+    def refuse_order(self, key: str = KEY, **params: Any) -> ApiError:
+        """An order the exchange must refuse: its error."""
+        return self.refuse("POST", "/order", key, symbol="BTCUSDT", **params)
+
     def trade(self, price: str, qty: str, *, buyer_maker: bool = True, kind: str = "trade") -> None:
         m = "true" if buyer_maker else "false"
         payload = f'{{"e":"{kind}","E":{self.now},"s":"BTCUSDT","p":"{price}","q":"{qty}","m":{m}}}'
@@ -475,10 +479,7 @@ def test_cancel_restrictions(rig: Rig) -> None:
 
 def test_duplicate_client_id_refused_while_open_and_reusable_once_closed(rig: Rig) -> None:
     r = limit(rig, "BUY", "1", "99.00", newClientOrderId="dup")
-    e = rig.refuse(
-        "POST",
-        "/order",
-        symbol="BTCUSDT",
+    e = rig.refuse_order(
         side="BUY",
         type="LIMIT",
         timeInForce="GTC",
@@ -512,28 +513,20 @@ def test_duplicate_client_id_refused_while_open_and_reusable_once_closed(rig: Ri
 
 
 def test_client_order_id_charset(rig: Rig) -> None:
-    e = rig.refuse(
-        "POST",
-        "/order",
-        symbol="BTCUSDT",
+    e = rig.refuse_order(
         side="BUY",
         type="MARKET",
         quantity="1",
         newClientOrderId="bad id!",
     )
     assert e.code == -1100
-    e = rig.refuse(
-        "POST", "/order", symbol="BTCUSDT", side="BUY", type="MARKET", quantity="1", newClientOrderId="x" * 37
-    )
+    e = rig.refuse_order(side="BUY", type="MARKET", quantity="1", newClientOrderId="x" * 37)
     assert e.code == -1100
 
 
 def test_insufficient_balance(rig: Rig) -> None:
     msg = "Account has insufficient balance for requested action."
-    e = rig.refuse(
-        "POST",
-        "/order",
-        symbol="BTCUSDT",
+    e = rig.refuse_order(
         side="BUY",
         type="LIMIT",
         timeInForce="GTC",
@@ -541,15 +534,12 @@ def test_insufficient_balance(rig: Rig) -> None:
         price="99.00",
     )
     assert (e.code, e.msg) == (-2010, msg)
-    e = rig.refuse("POST", "/order", symbol="BTCUSDT", side="SELL", type="MARKET", quantity="1.5")
+    e = rig.refuse_order(side="SELL", type="MARKET", quantity="1.5")
     assert (e.code, e.msg) == (-2010, msg)
-    e = rig.refuse("POST", "/order", symbol="BTCUSDT", side="BUY", type="MARKET", quoteOrderQty="10001")
+    e = rig.refuse_order(side="BUY", type="MARKET", quoteOrderQty="10001")
     assert (e.code, e.msg) == (-2010, msg)
     limit(rig, "SELL", "0.8", "105.00")  # locks 0.8 BTC
-    e = rig.refuse(
-        "POST",
-        "/order",
-        symbol="BTCUSDT",
+    e = rig.refuse_order(
         side="SELL",
         type="LIMIT",
         timeInForce="GTC",
@@ -561,19 +551,14 @@ def test_insufficient_balance(rig: Rig) -> None:
 
 
 def test_limit_maker(rig: Rig) -> None:
-    e = rig.refuse(
-        "POST", "/order", symbol="BTCUSDT", side="BUY", type="LIMIT_MAKER", quantity="1", price="101.00"
-    )
+    e = rig.refuse_order(side="BUY", type="LIMIT_MAKER", quantity="1", price="101.00")
     assert (e.code, e.msg) == (-2010, "Order would immediately match and take.")
     r = rig.order(side="BUY", type="LIMIT_MAKER", quantity="1", price="100.50", newOrderRespType="RESULT")
     assert (r["status"], r["type"], r["timeInForce"]) == ("NEW", "LIMIT_MAKER", "GTC")
 
 
 def test_filters_answer_with_the_exchange_code(rig: Rig) -> None:
-    e = rig.refuse(
-        "POST",
-        "/order",
-        symbol="BTCUSDT",
+    e = rig.refuse_order(
         side="BUY",
         type="LIMIT",
         timeInForce="GTC",
@@ -581,10 +566,7 @@ def test_filters_answer_with_the_exchange_code(rig: Rig) -> None:
         price="99.005",
     )
     assert (e.status, e.code, e.msg) == (400, -1013, "Filter failure: PRICE_FILTER")
-    e = rig.refuse(
-        "POST",
-        "/order",
-        symbol="BTCUSDT",
+    e = rig.refuse_order(
         side="BUY",
         type="LIMIT",
         timeInForce="GTC",
@@ -603,7 +585,7 @@ def test_mandatory_and_malformed_parameters(rig: Rig) -> None:
     assert rig.refuse("POST", "/order", **base, type="LIMIT", timeInForce="GTX", price="99").code == -1115
     assert rig.refuse("POST", "/order", **base, type="MARKET", price="99").code == -1106
     assert rig.refuse("POST", "/order", **base, type="LIMIT", timeInForce="GTC", price="9x").code == -1100
-    assert rig.refuse("POST", "/order", symbol="BTCUSDT", side="BUY", type="MARKET").code == -1102
+    assert rig.refuse_order(side="BUY", type="MARKET").code == -1102
     assert rig.refuse("POST", "/order", **base, type="STOP_LOSS").code == -1102  # stopPrice
     assert rig.refuse("POST", "/order", side="BUY", type="MARKET", quantity="1").code == -1102  # symbol
 
@@ -664,9 +646,7 @@ def test_stop_that_would_trigger_immediately_is_refused(rig: Rig) -> None:
         ("SELL", "TAKE_PROFIT", "100.00"),
         ("BUY", "TAKE_PROFIT", "101.00"),
     ):
-        e = rig.refuse(
-            "POST", "/order", symbol="BTCUSDT", side=side, type=otype, quantity="0.1", stopPrice=stop
-        )
+        e = rig.refuse_order(side=side, type=otype, quantity="0.1", stopPrice=stop)
         assert (e.code, e.msg) == (-2010, "Order would trigger immediately.")
 
 
@@ -746,7 +726,7 @@ def test_unfilled_order_count_limits_and_headers() -> None:
     for _ in range(3):
         limit(rig, "BUY", "0.1", "90.00")
     assert rig.engine.order_count_headers(KEY) == {"X-MBX-ORDER-COUNT-10S": "3", "X-MBX-ORDER-COUNT-1D": "3"}
-    e = rig.refuse("POST", "/order", symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.1")
+    e = rig.refuse_order(side="BUY", type="MARKET", quantity="0.1")
     assert (e.status, e.code) == (429, -1015)
     assert e.msg == "Too many new orders; current limit is 3 orders per 10 SECOND."
     assert e.headers["Retry-After"] == "10"  # T0 is on a 10 s boundary
@@ -808,8 +788,9 @@ def test_cancel_open_orders(rig: Rig) -> None:
 # ------------------------------------------------------------------------------ cancelReplace
 
 
-def _replace(rig: Rig, mode: str, **kw: Any) -> Any:
-    params = {
+def _replace_params(mode: str, **kw: Any) -> dict[str, Any]:
+    """A cancelReplace whose new order is a BUY LIMIT of 1 at 98.00 (``kw`` overrides)."""
+    return {
         "symbol": "BTCUSDT",
         "side": "BUY",
         "type": "LIMIT",
@@ -819,7 +800,14 @@ def _replace(rig: Rig, mode: str, **kw: Any) -> Any:
         "cancelReplaceMode": mode,
         **kw,
     }
-    return rig.call("POST", "/order/cancelReplace", **params)
+
+
+def _replace(rig: Rig, mode: str, **kw: Any) -> Any:
+    return rig.call("POST", "/order/cancelReplace", **_replace_params(mode, **kw))
+
+
+def _refuse_replace(rig: Rig, mode: str, **kw: Any) -> ApiError:
+    return rig.refuse("POST", "/order/cancelReplace", **_replace_params(mode, **kw))
 
 
 def test_cancel_replace_success(rig: Rig) -> None:
@@ -842,18 +830,7 @@ def test_cancel_replace_success(rig: Rig) -> None:
 
 
 def test_cancel_replace_stop_on_failure_does_not_attempt_the_new_order(rig: Rig) -> None:
-    e = rig.refuse(
-        "POST",
-        "/order/cancelReplace",
-        symbol="BTCUSDT",
-        side="BUY",
-        type="LIMIT",
-        timeInForce="GTC",
-        quantity="1",
-        price="98.00",
-        cancelReplaceMode="STOP_ON_FAILURE",
-        cancelOrderId=12345,
-    )
+    e = _refuse_replace(rig, "STOP_ON_FAILURE", cancelOrderId=12345)
     assert (e.status, e.code, e.msg) == (400, -2022, "Order cancel-replace failed.")
     assert e.body["data"] == {
         "cancelResult": "FAILURE",
@@ -865,35 +842,13 @@ def test_cancel_replace_stop_on_failure_does_not_attempt_the_new_order(rig: Rig)
 
 
 def test_cancel_replace_partial_success_is_409(rig: Rig) -> None:
-    e = rig.refuse(
-        "POST",
-        "/order/cancelReplace",
-        symbol="BTCUSDT",
-        side="BUY",
-        type="LIMIT",
-        timeInForce="GTC",
-        quantity="1",
-        price="98.00",
-        cancelReplaceMode="ALLOW_FAILURE",
-        cancelOrderId=12345,
-    )
+    e = _refuse_replace(rig, "ALLOW_FAILURE", cancelOrderId=12345)
     assert (e.status, e.code, e.msg) == (409, -2021, "Order cancel-replace partially failed.")
     data = e.body["data"]
     assert (data["cancelResult"], data["newOrderResult"]) == ("FAILURE", "SUCCESS")
     assert data["newOrderResponse"]["status"] == "NEW"
     r = limit(rig, "BUY", "1", "99.00")
-    e = rig.refuse(
-        "POST",
-        "/order/cancelReplace",
-        symbol="BTCUSDT",
-        side="BUY",
-        type="LIMIT",
-        timeInForce="GTC",
-        quantity="1000",
-        price="98.00",
-        cancelReplaceMode="STOP_ON_FAILURE",
-        cancelOrderId=r["orderId"],
-    )
+    e = _refuse_replace(rig, "STOP_ON_FAILURE", quantity="1000", cancelOrderId=r["orderId"])
     assert (e.status, e.code) == (409, -2021)
     data = e.body["data"]
     assert (data["cancelResult"], data["newOrderResult"]) == ("SUCCESS", "FAILURE")
@@ -905,18 +860,7 @@ def test_cancel_replace_partial_success_is_409(rig: Rig) -> None:
 
 
 def test_cancel_replace_both_failing_under_allow_failure(rig: Rig) -> None:
-    e = rig.refuse(
-        "POST",
-        "/order/cancelReplace",
-        symbol="BTCUSDT",
-        side="BUY",
-        type="LIMIT",
-        timeInForce="GTC",
-        quantity="1000",
-        price="98.00",
-        cancelReplaceMode="ALLOW_FAILURE",
-        cancelOrderId=9,
-    )
+    e = _refuse_replace(rig, "ALLOW_FAILURE", quantity="1000", cancelOrderId=9)
     assert (e.status, e.code) == (400, -2022)
     assert (e.body["data"]["cancelResult"], e.body["data"]["newOrderResult"]) == ("FAILURE", "FAILURE")
 
@@ -1223,16 +1167,22 @@ def test_delete_order_list(rig: Rig) -> None:
     )
 
 
+# The working leg of the OTO/OTOCO tests: a BUY LIMIT of 1 at 99.50, resting below the book.
+_WORKING_BUY: dict[str, str] = {
+    "workingType": "LIMIT",
+    "workingSide": "BUY",
+    "workingPrice": "99.50",
+    "workingQuantity": "1",
+    "workingTimeInForce": "GTC",
+}
+
+
 def test_oto_pending_leg_starts_when_the_working_leg_fills(rig: Rig) -> None:
     out = rig.call(
         "POST",
         "/orderList/oto",
         symbol="BTCUSDT",
-        workingType="LIMIT",
-        workingSide="BUY",
-        workingPrice="99.50",
-        workingQuantity="1",
-        workingTimeInForce="GTC",
+        **_WORKING_BUY,
         pendingType="LIMIT_MAKER",
         pendingSide="SELL",
         pendingPrice="110.00",
@@ -1265,11 +1215,7 @@ def test_oto_cancel_of_the_working_leg_ends_the_list(rig: Rig) -> None:
         "POST",
         "/orderList/oto",
         symbol="BTCUSDT",
-        workingType="LIMIT",
-        workingSide="BUY",
-        workingPrice="99.50",
-        workingQuantity="1",
-        workingTimeInForce="GTC",
+        **_WORKING_BUY,
         pendingType="MARKET",
         pendingSide="SELL",
         pendingQuantity="1",
@@ -1297,11 +1243,7 @@ def test_otoco_pending_pair_becomes_an_oco(rig: Rig) -> None:
         "POST",
         "/orderList/otoco",
         symbol="BTCUSDT",
-        workingType="LIMIT",
-        workingSide="BUY",
-        workingPrice="99.50",
-        workingQuantity="1",
-        workingTimeInForce="GTC",
+        **_WORKING_BUY,
         pendingSide="SELL",
         pendingQuantity="1",
         pendingAboveType="LIMIT_MAKER",
@@ -1495,15 +1437,10 @@ def test_futures_limit_rests_and_fills_on_trades(frig: Rig) -> None:
 
 
 def test_futures_refusals(frig: Rig) -> None:
-    e = frig.refuse(
-        "POST", "/order", symbol="BTCUSDT", side="BUY", type="STOP_MARKET", quantity="1", stopPrice="110"
-    )
+    e = frig.refuse_order(side="BUY", type="STOP_MARKET", quantity="1", stopPrice="110")
     assert e.code == -4120
     fo(frig, side="BUY", type="LIMIT", timeInForce="GTC", quantity="1", price="95.00", newClientOrderId="dup")
-    e = frig.refuse(
-        "POST",
-        "/order",
-        symbol="BTCUSDT",
+    e = frig.refuse_order(
         side="BUY",
         type="LIMIT",
         timeInForce="GTC",
@@ -1512,14 +1449,9 @@ def test_futures_refusals(frig: Rig) -> None:
         newClientOrderId="dup",
     )
     assert (e.code, e.msg) == (-4116, "ClientOrderId is duplicated.")
-    e = frig.refuse(
-        "POST", "/order", symbol="BTCUSDT", side="SELL", type="MARKET", quantity="1", reduceOnly="true"
-    )
+    e = frig.refuse_order(side="SELL", type="MARKET", quantity="1", reduceOnly="true")
     assert (e.code, e.msg) == (-2022, "ReduceOnly Order is rejected.")
-    e = frig.refuse(
-        "POST",
-        "/order",
-        symbol="BTCUSDT",
+    e = frig.refuse_order(
         side="BUY",
         type="LIMIT",
         timeInForce="GTX",
@@ -1527,10 +1459,7 @@ def test_futures_refusals(frig: Rig) -> None:
         price="101.00",
     )
     assert e.code == -5022
-    e = frig.refuse(
-        "POST",
-        "/order",
-        symbol="BTCUSDT",
+    e = frig.refuse_order(
         side="BUY",
         type="LIMIT",
         timeInForce="GTC",
@@ -1539,25 +1468,15 @@ def test_futures_refusals(frig: Rig) -> None:
         positionSide="LONG",
     )
     assert e.code == -4061
-    e = frig.refuse(
-        "POST", "/order", symbol="BTCUSDT", side="BUY", type="MARKET", quantity="1", newClientOrderId="y" * 37
-    )
+    e = frig.refuse_order(side="BUY", type="MARKET", quantity="1", newClientOrderId="y" * 37)
     assert e.code == -4015
-    assert (
-        frig.refuse(
-            "POST", "/order", symbol="BTCUSDT", side="BUY", type="LIMIT", quantity="1", price="95"
-        ).code
-        == -1102
-    )
+    assert frig.refuse_order(side="BUY", type="LIMIT", quantity="1", price="95").code == -1102
 
 
 def test_futures_margin_check() -> None:
     rig = Rig(Market.USDM, balances={"USDT": "10"})
     # 20x leverage: 10 USDT carry 200 of notional at most
-    e = rig.refuse(
-        "POST",
-        "/order",
-        symbol="BTCUSDT",
+    e = rig.refuse_order(
         side="BUY",
         type="LIMIT",
         timeInForce="GTC",
@@ -1569,10 +1488,7 @@ def test_futures_margin_check() -> None:
         fo(rig, side="BUY", type="LIMIT", timeInForce="GTC", quantity="1", price="99.00")["status"] == "NEW"
     )
     rig.call("POST", "/leverage", symbol="BTCUSDT", leverage="2")
-    e = rig.refuse(
-        "POST",
-        "/order",
-        symbol="BTCUSDT",
+    e = rig.refuse_order(
         side="BUY",
         type="LIMIT",
         timeInForce="GTC",
@@ -1657,10 +1573,7 @@ def test_futures_leverage_and_margin_type(frig: Rig) -> None:
 
 
 def test_futures_gtd_orders_expire_at_their_date(frig: Rig) -> None:
-    e = frig.refuse(
-        "POST",
-        "/order",
-        symbol="BTCUSDT",
+    e = frig.refuse_order(
         side="BUY",
         type="LIMIT",
         timeInForce="GTD",
@@ -1699,6 +1612,10 @@ def _algo(rig: Rig, **params: Any) -> Any:
     return rig.call("POST", "/algoOrder", symbol="BTCUSDT", algoType="CONDITIONAL", **params)
 
 
+def _refuse_algo(rig: Rig, **params: Any) -> ApiError:
+    return rig.refuse("POST", "/algoOrder", symbol="BTCUSDT", algoType="CONDITIONAL", **params)
+
+
 def test_algo_stop_market_triggers_a_market_order(frig: Rig) -> None:
     fo(frig, side="BUY", type="MARKET", quantity="1")
     frig.trade("100.50", "1")
@@ -1734,22 +1651,16 @@ def test_algo_trigger_rules_and_refusals(frig: Rig) -> None:
         ("BUY", "TAKE_PROFIT_MARKET", "101.00"),
         ("SELL", "TAKE_PROFIT_MARKET", "100.00"),
     ):
-        e = frig.refuse(
-            "POST",
-            "/algoOrder",
-            symbol="BTCUSDT",
-            algoType="CONDITIONAL",
+        e = _refuse_algo(
+            frig,
             side=side,
             type=otype,
             quantity="1",
             triggerPrice=trigger,
         )
         assert (e.code, e.msg) == (-2021, "Order would immediately trigger.")
-    e = frig.refuse(
-        "POST",
-        "/algoOrder",
-        symbol="BTCUSDT",
-        algoType="CONDITIONAL",
+    e = _refuse_algo(
+        frig,
         side="SELL",
         type="TRAILING_STOP_MARKET",
         quantity="1",
@@ -1758,11 +1669,8 @@ def test_algo_trigger_rules_and_refusals(frig: Rig) -> None:
     )
     assert e.code == -2021
     assert (
-        frig.refuse(
-            "POST",
-            "/algoOrder",
-            symbol="BTCUSDT",
-            algoType="CONDITIONAL",
+        _refuse_algo(
+            frig,
             side="SELL",
             type="STOP",
             quantity="1",
@@ -1771,11 +1679,8 @@ def test_algo_trigger_rules_and_refusals(frig: Rig) -> None:
         == -1102
     )  # price
     assert (
-        frig.refuse(
-            "POST",
-            "/algoOrder",
-            symbol="BTCUSDT",
-            algoType="CONDITIONAL",
+        _refuse_algo(
+            frig,
             side="SELL",
             type="TRAILING_STOP_MARKET",
             quantity="1",
@@ -1854,11 +1759,8 @@ def test_algo_close_position_and_mark_price(frig: Rig) -> None:
 def test_algo_cancel(frig: Rig) -> None:
     frig.trade("100.50", "1")
     a = _algo(frig, side="SELL", type="STOP_MARKET", quantity="1", triggerPrice="90.00", clientAlgoId="c1")
-    e = frig.refuse(
-        "POST",
-        "/algoOrder",
-        symbol="BTCUSDT",
-        algoType="CONDITIONAL",
+    e = _refuse_algo(
+        frig,
         side="SELL",
         type="STOP_MARKET",
         quantity="1",
@@ -1881,10 +1783,7 @@ def test_futures_order_count_headers() -> None:
     fo(rig, side="BUY", type="MARKET", quantity="0.1")
     fo(rig, side="BUY", type="MARKET", quantity="0.1")
     assert rig.engine.order_count_headers(KEY) == {"X-MBX-ORDER-COUNT-10S": "2", "X-MBX-ORDER-COUNT-1M": "2"}
-    assert (
-        rig.refuse("POST", "/order", symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.1").status
-        == 429
-    )
+    assert rig.refuse_order(side="BUY", type="MARKET", quantity="0.1").status == 429
 
 
 def test_coinm_positions_are_inverse() -> None:

@@ -9,20 +9,17 @@ codes come from binance-spec §6.3, §7 and §10.3, not from the code under test
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from _trading_exchange import QTY, SYM, Start, run, start_held, top, trading_client
 from tickbook.signing import HmacKey
-from tickbook.sim.market import GeneratedMarket
 from tickbook.sim.pytest_plugin import ExchangeHandle, exchange
-from tickbook.trading.client import RestClient
-from tickbook.trading.clock import ServerClock
 from tickbook.trading.errors import FilterFailure, OrderRejected, RequestError
 from tickbook.trading.futures import (
     FuturesTrading,
@@ -36,48 +33,20 @@ from tickbook.trading.tracker import OrderTracker
 
 __all__ = ["exchange"]  # the fixture, imported so pytest finds it in this module
 
-Start = Callable[..., ExchangeHandle]
-
 KEY = HmacKey("futures-trader", "futures-trader-secret")
-SYM = "BTCUSDT"
-QTY = "0.001"
-
-
-def generated() -> GeneratedMarket:
-    return GeneratedMarket([SYM], "usdm", seed=7, levels=300)
 
 
 def start(exchange: Start, **options: Any) -> ExchangeHandle:
-    return exchange(generated, speed=None, keys=[KEY], hold=True, **options)
-
-
-def top(ex: ExchangeHandle) -> tuple[Decimal, Decimal]:
-    book = ex.truth(SYM, 1, market="usdm")
-    return Decimal(book["bids"][0][0]), Decimal(book["asks"][0][0])
-
-
-async def _wall_ms() -> float:
-    return time.time_ns() / 1e6  # the exchange runs on the wall clock: no /time requests needed
+    return start_held(exchange, "usdm", KEY, **options)
 
 
 @asynccontextmanager
 async def trading(
     ex: ExchangeHandle, *, local_clock: bool = False, **options: Any
 ) -> AsyncIterator[FuturesTrading]:
-    """A client and its FuturesTrading. ``local_clock``: a clock that never sends ``/time``, so
-    the exchange's request numbers (``http@N``) are this test's requests only."""
-    client_opts: dict[str, Any] = {k: options.pop(k) for k in ("timeout", "recv_window_ms") if k in options}
-    if local_clock:
-        client_opts["clock"] = ServerClock(_wall_ms, interval=None)
-    async with RestClient("usdm", base_url=ex.rest_url, key=KEY, **client_opts) as client:
-        yield FuturesTrading(client, **options)
-
-
-def run(test: Callable[[], Awaitable[None]], timeout: float = 60.0) -> None:
-    async def bounded() -> None:
-        await asyncio.wait_for(test(), timeout)
-
-    asyncio.run(bounded())
+    """A client's FuturesTrading (``trading_client``)."""
+    async with trading_client(ex, "usdm", KEY, FuturesTrading, local_clock=local_clock, **options) as pair:
+        yield pair[1]
 
 
 # ----------------------------------------------------------------------------------- orders

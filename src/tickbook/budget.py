@@ -44,7 +44,7 @@ import math
 import operator
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Final, TypeAlias
+from typing import Final, TypeAlias, TypeVar
 
 from tickbook._types import Market
 from tickbook.limits import (
@@ -132,7 +132,54 @@ class _Ticket:
         self.turn = turn
 
 
-class RequestBudget:
+W = TypeVar("W", bound=_Window)
+
+
+class _Budget:
+    """What ``RequestBudget`` and ``OrderBudget`` share: the market, the fraction of each limit
+    they spend, the guard around window boundaries, the clocks and the sleep (injectable, so
+    tests control time), and windows that keep their counts when the limits change."""
+
+    def __init__(
+        self,
+        market: Market | str,
+        *,
+        headroom: float,
+        boundary_guard: float,
+        clock: Callable[[], float],
+        wall_ms: Callable[[], int],
+        sleep: Callable[[float], Awaitable[object]],
+    ) -> None:
+        if not 0.0 < headroom <= 1.0:
+            raise ValueError(f"headroom must be in (0, 1], got {headroom}")
+        self.market: Market = Market.parse(market)
+        self._headroom = headroom
+        self._guard_ms = round(boundary_guard * 1000)
+        self._clock = clock
+        self._wall_ms = wall_ms
+        self._sleep = sleep
+
+    def _given_limits(self, limits: Iterable[RateLimit] | None) -> tuple[RateLimit, ...]:
+        """``limits``, or the market's documented ones (``tickbook.limits.default_limits``)."""
+        return default_limits(self.market).rate_limits if limits is None else tuple(limits)
+
+    def _windows_for(self, limits: Iterable[RateLimit], kind: type[W], old: Iterable[_Window]) -> list[W]:
+        """Windows for ``limits``, keeping the counts of the ``old`` ones whose interval remains."""
+        now = self._wall_ms()
+        kept_by_interval = {w.limit.interval_ms: w for w in old}
+        windows = []
+        for limit in limits:
+            window = kind(limit, self._headroom, now)
+            kept = kept_by_interval.get(limit.interval_ms)
+            if kept is not None:
+                kept.roll(now)
+                window.start, window.used = kept.start, kept.used
+                window.carry, window.previous = kept.carry, kept.previous
+            windows.append(window)
+        return windows
+
+
+class RequestBudget(_Budget):
     """The REQUEST_WEIGHT budget of one market's host (one IP), shared by every REST caller.
 
     ``limits``: the REQUEST_WEIGHT limits to respect (other kinds are ignored); default the
@@ -156,18 +203,17 @@ class RequestBudget:
         wall_ms: Callable[[], int] = system_clock_ms,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
-        if not 0.0 < headroom <= 1.0:
-            raise ValueError(f"headroom must be in (0, 1], got {headroom}")
+        super().__init__(
+            market,
+            headroom=headroom,
+            boundary_guard=boundary_guard,
+            clock=clock,
+            wall_ms=wall_ms,
+            sleep=sleep,
+        )
         if not boundary_guard >= 0.0:
             raise ValueError(f"boundary_guard must be >= 0, got {boundary_guard}")
-        self.market: Market = Market.parse(market)
-        self._headroom = headroom
-        self._guard_ms = round(boundary_guard * 1000)
-        self._clock = clock
-        self._wall_ms = wall_ms
-        self._sleep = sleep
-        given = default_limits(self.market).rate_limits if limits is None else tuple(limits)
-        self._config = MarketLimits(self.market, self._weight_limits(given))
+        self._config = MarketLimits(self.market, self._weight_limits(self._given_limits(limits)))
         self._windows: list[_Window] = []
         self._rebuild()
         self._line: collections.deque[_Ticket] = collections.deque()
@@ -186,18 +232,7 @@ class RequestBudget:
 
     def _rebuild(self) -> None:
         """Windows for the configured limits, keeping the counts of intervals that remain."""
-        now = self._wall_ms()
-        old = {w.limit.interval_ms: w for w in self._windows}
-        windows = []
-        for limit in self._config.rate_limits:
-            window = _Window(limit, self._headroom, now)
-            kept = old.get(limit.interval_ms)
-            if kept is not None:
-                kept.roll(now)
-                window.start, window.used = kept.start, kept.used
-                window.carry, window.previous = kept.carry, kept.previous
-            windows.append(window)
-        self._windows = windows
+        self._windows = self._windows_for(self._config.rate_limits, _Window, self._windows)
 
     # ------------------------------------------------------------------ configuration
 
@@ -401,33 +436,21 @@ class OrderLimitExceeded(Exception):
         )
 
 
-class _OrderWindow:
-    """One ORDERS limit's current window: the count the exchange reported (or we added)."""
+class _OrderWindow(_Window):
+    """One ORDERS limit's current window: the count the exchange reported (or we added).
 
-    __slots__ = ("cap", "limit", "previous", "start", "used")
+    Nothing is carried into the next window (``carry`` stays 0): the order count comes from
+    the exchange's headers, which say which window they count. A headroom never leaves less
+    than one order."""
+
+    __slots__ = ()
 
     def __init__(self, limit: RateLimit, headroom: float, now_ms: int) -> None:
-        self.limit = limit
-        self.cap = max(1, math.floor(limit.limit * headroom))
-        self.start = WeightWindow.window_start(limit, now_ms)
-        self.used = 0
-        self.previous = 0
-
-    @property
-    def end(self) -> int:
-        return self.start + self.limit.interval_ms
-
-    def roll(self, now_ms: int) -> None:
-        start = WeightWindow.window_start(self.limit, now_ms)
-        if start <= self.start:
-            return
-        adjacent = start == self.start + self.limit.interval_ms
-        self.previous = self.used if adjacent else 0
-        self.used = 0
-        self.start = start
+        super().__init__(limit, headroom, now_ms)
+        self.cap = max(1, self.cap)
 
 
-class OrderBudget:
+class OrderBudget(_Budget):
     """The client's mirror of the account's unfilled-order count (binance-spec §5.1, §5.3).
 
     The exchange counts new orders per *account* in fixed windows (spot: 10 seconds and 1 day
@@ -464,19 +487,18 @@ class OrderBudget:
         wall_ms: Callable[[], int] = system_clock_ms,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
-        if not 0.0 < headroom <= 1.0:
-            raise ValueError(f"headroom must be in (0, 1], got {headroom}")
+        super().__init__(
+            market,
+            headroom=headroom,
+            boundary_guard=boundary_guard,
+            clock=clock,
+            wall_ms=wall_ms,
+            sleep=sleep,
+        )
         if not max_wait >= 0.0:
             raise ValueError(f"max_wait must be >= 0, got {max_wait}")
-        self.market: Market = Market.parse(market)
-        self._headroom = headroom
         self.max_wait = max_wait
-        self._guard_ms = round(boundary_guard * 1000)
-        self._clock = clock
-        self._wall_ms = wall_ms
-        self._sleep = sleep
-        given = default_limits(self.market).rate_limits if limits is None else tuple(limits)
-        self._limits = tuple(rl for rl in given if rl.kind is RateLimitType.ORDERS)
+        self._limits = tuple(rl for rl in self._given_limits(limits) if rl.kind is RateLimitType.ORDERS)
         self._windows: list[_OrderWindow] = []
         self._in_flight: dict[int, int] = {}  # interval_ms -> counts sent, not yet answered
         self._rebuild()
@@ -486,16 +508,8 @@ class OrderBudget:
         self._refused = 0
 
     def _rebuild(self) -> None:
-        now = self._wall_ms()
-        old = {w.limit.interval_ms: w for w in self._windows}
-        windows = []
-        for limit in sorted(self._limits, key=lambda rl: rl.interval_ms):
-            window = _OrderWindow(limit, self._headroom, now)
-            kept = old.get(limit.interval_ms)
-            if kept is not None:
-                kept.roll(now)
-                window.start, window.used, window.previous = kept.start, kept.used, kept.previous
-            windows.append(window)
+        limits = sorted(self._limits, key=lambda rl: rl.interval_ms)  # the shortest first: OrderCount.short
+        windows = self._windows_for(limits, _OrderWindow, self._windows)
         self._windows = windows
         self._in_flight = {w.limit.interval_ms: self._in_flight.get(w.limit.interval_ms, 0) for w in windows}
 

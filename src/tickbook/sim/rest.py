@@ -74,6 +74,7 @@ __all__ = [
     "ApiError",
     "ControlContext",
     "RestContext",
+    "ServerContext",
     "build_app",
     "build_multi_app",
     "market_paths",
@@ -137,27 +138,34 @@ class ApiError(Exception):
         )
 
 
-class RestContext(Protocol):
-    """What the REST app needs from the exchange that hosts it (``Exchange`` implements it)."""
+class ServerContext(Protocol):
+    """What every server of the exchange (REST, the WebSocket API) reads from it: the API
+    keys, the IP limits, the fault plan, the server clock and the violation counters."""
 
-    @property
-    def source(self) -> MarketSource: ...
     @property
     def keys(self) -> KeyRegistry: ...
     @property
     def guard(self) -> RateGuard: ...
     @property
     def faults(self) -> FaultPlan | None: ...
-    @property
-    def fault_log(self) -> list[dict[str, Any]]: ...
-    @property
-    def violations(self) -> dict[str, dict[str, int]]: ...
 
     def now_ms(self) -> int:
         """The server clock (wall clock plus any injected skew), epoch milliseconds."""
 
     def client_seen(self) -> None: ...
     def count_violation(self, kind: str) -> None: ...
+
+
+class RestContext(ServerContext, Protocol):
+    """What the REST app needs from the exchange that hosts it (``Exchange`` implements it)."""
+
+    @property
+    def source(self) -> MarketSource: ...
+    @property
+    def fault_log(self) -> list[dict[str, Any]]: ...
+    @property
+    def violations(self) -> dict[str, dict[str, int]]: ...
+
     def recent_trades(self, symbol: str) -> Sequence[bytes]: ...
     def balances(self, api_key: str) -> Mapping[str, str]: ...
 
@@ -608,20 +616,38 @@ def truth_summary(source: MarketSource, symbol: str, limit: int) -> dict[str, An
 # ------------------------------------------------------------------------------------ accounts
 
 
-def _spot_account(balances: Mapping[str, str], now: int, *, omit_zero: bool) -> dict[str, Any]:
-    rows = [
-        {"asset": asset, "free": _pad(_canonical(free), 8), "locked": "0.00000000"}
-        for asset, free in balances.items()
-        if not (omit_zero and Decimal(free) == 0)
-    ]
+# The spot commission the account endpoint reports without a trading engine: 0.1 %
+# (makerCommission/takerCommission 10).
+_SPOT_COMMISSION: Final = Decimal("0.001")
+# The account-wide fields of a futures account answer (with or without a trading engine): no
+# fee tier, single-asset margin, every permission. COIN-M's answer has only some of them.
+_FUTURES_ACCOUNT_FLAGS: Final[Mapping[str, Any]] = {
+    "feeTier": 0,
+    "feeBurn": False,
+    "canTrade": True,
+    "canDeposit": True,
+    "canWithdraw": True,
+    "updateTime": 0,
+    "multiAssetsMargin": False,
+    "tradeGroupId": -1,
+}
+_COINM_ACCOUNT_FLAGS: Final = ("canDeposit", "canTrade", "canWithdraw", "feeTier", "updateTime")
+
+
+def spot_account_body(
+    balances: list[dict[str, str]], update_time: int, maker: Decimal, taker: Decimal
+) -> dict[str, Any]:
+    """``GET /api/v3/account``'s answer around its ``balances`` rows (asset, free, locked) and
+    the maker/taker commission rates (``makerCommission`` counts them in basis points). Served
+    here from the configured balances, and by the trading engine from its accounts."""
     return {
-        "makerCommission": 10,
-        "takerCommission": 10,
+        "makerCommission": int(maker * 10_000),
+        "takerCommission": int(taker * 10_000),
         "buyerCommission": 0,
         "sellerCommission": 0,
         "commissionRates": {
-            "maker": "0.00100000",
-            "taker": "0.00100000",
+            "maker": _pad(_canonical(str(maker)), 8),
+            "taker": _pad(_canonical(str(taker)), 8),
             "buyer": "0.00000000",
             "seller": "0.00000000",
         },
@@ -631,12 +657,33 @@ def _spot_account(balances: Mapping[str, str], now: int, *, omit_zero: bool) -> 
         "brokered": False,
         "requireSelfTradePrevention": False,
         "preventSor": False,
-        "updateTime": now,
+        "updateTime": update_time,
         "accountType": "SPOT",
-        "balances": rows,
+        "balances": balances,
         "permissions": ["SPOT"],
         "uid": 100000001,
     }
+
+
+def futures_account_body(
+    assets: list[dict[str, Any]], positions: list[dict[str, Any]], totals: Mapping[str, str], *, inverse: bool
+) -> dict[str, Any]:
+    """A futures account answer around its ``assets`` and ``positions``: USD-M's
+    (``/fapi/v2/account``) with the account-wide flags and the USD ``totals``, COIN-M's
+    (``/dapi/v1/account``, ``inverse``) with the few flags it has and no totals."""
+    if inverse:
+        flags = {k: _FUTURES_ACCOUNT_FLAGS[k] for k in _COINM_ACCOUNT_FLAGS}
+        return {"assets": assets, "positions": positions, **flags}
+    return {**_FUTURES_ACCOUNT_FLAGS, **totals, "assets": assets, "positions": positions}
+
+
+def _spot_account(balances: Mapping[str, str], now: int, *, omit_zero: bool) -> dict[str, Any]:
+    rows = [
+        {"asset": asset, "free": _pad(_canonical(free), 8), "locked": "0.00000000"}
+        for asset, free in balances.items()
+        if not (omit_zero and Decimal(free) == 0)
+    ]
+    return spot_account_body(rows, now, _SPOT_COMMISSION, _SPOT_COMMISSION)
 
 
 def _canonical(text: str) -> str:
@@ -670,15 +717,7 @@ def _usdm_account(balances: Mapping[str, str], now: int) -> dict[str, Any]:
             }
         )
     t = _pad(_canonical(str(total)), 8)
-    return {
-        "feeTier": 0,
-        "feeBurn": False,
-        "canTrade": True,
-        "canDeposit": True,
-        "canWithdraw": True,
-        "updateTime": 0,
-        "multiAssetsMargin": False,
-        "tradeGroupId": -1,
+    totals = {
         "totalInitialMargin": "0.00000000",
         "totalMaintMargin": "0.00000000",
         "totalWalletBalance": t,
@@ -690,9 +729,8 @@ def _usdm_account(balances: Mapping[str, str], now: int) -> dict[str, Any]:
         "totalCrossUnPnl": "0.00000000",
         "availableBalance": t,
         "maxWithdrawAmount": t,
-        "assets": assets,
-        "positions": [],
     }
+    return futures_account_body(assets, [], totals, inverse=False)
 
 
 def _coinm_account(balances: Mapping[str, str], now: int) -> dict[str, Any]:
@@ -716,15 +754,7 @@ def _coinm_account(balances: Mapping[str, str], now: int) -> dict[str, Any]:
                 "updateTime": now,
             }
         )
-    return {
-        "assets": assets,
-        "positions": [],
-        "canDeposit": True,
-        "canTrade": True,
-        "canWithdraw": True,
-        "feeTier": 0,
-        "updateTime": 0,
-    }
+    return futures_account_body(assets, [], {}, inverse=True)
 
 
 # ------------------------------------------------------------------------------------ factory

@@ -78,7 +78,7 @@ import msgspec
 from tickbook._types import Market
 from tickbook.limits import RateLimit, RateLimitType, WeightWindow, default_limits, order_count_header
 from tickbook.sim.market import Event, MarketSource
-from tickbook.sim.rest import ApiError
+from tickbook.sim.rest import ApiError, futures_account_body, spot_account_body
 
 __all__ = ["COMMISSION", "Handler", "Route", "TradingEngine"]
 
@@ -106,6 +106,15 @@ _SPOT_TYPES: Final = frozenset(
 )
 _LIMIT_TYPES: Final = frozenset({"LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"})
 _STOP_TYPES: Final = frozenset({"STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"})
+# OCO legs (spec 6.2): the types each position takes, and the take-profit side's types (one
+# leg must be of these, the other a stop loss).
+_OCO_ABOVE_TYPES: Final = frozenset(
+    {"STOP_LOSS_LIMIT", "STOP_LOSS", "LIMIT_MAKER", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"}
+)
+_OCO_BELOW_TYPES: Final = frozenset(
+    {"STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT", "LIMIT_MAKER"}
+)
+_OCO_TAKE_TYPES: Final = frozenset({"LIMIT_MAKER", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"})
 _ALGO_TYPES: Final = frozenset(
     {"STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"}
 )
@@ -1232,10 +1241,7 @@ class TradingEngine:
                 if not complete and order.is_open:
                     self._expire(order, "INSUFFICIENT_LIQUIDITY")
                 return
-            if plan:
-                self._execute(order, plan, maker=False)
-            if order.is_open:
-                self._expire(order, "INSUFFICIENT_LIQUIDITY")
+            self._take_market(order, plan)
             return
         takes = self._walk(sym, order.side, limit=order.price, qty=order.remaining)
         if order.tif == "FOK" and sum((q for _, q in takes), _Z) < order.remaining:
@@ -1255,6 +1261,13 @@ class TradingEngine:
             order.queue_ahead = Decimal(book.qty_str(ticks))
         except (ValueError, ArithmeticError):  # a price finer than the book's scale: no level there
             order.queue_ahead = _Z
+
+    def _take_market(self, order: _Order, plan: list[tuple[Decimal, Decimal]]) -> None:
+        """A market order takes the levels planned for it; what they leave unfilled expires."""
+        if plan:
+            self._execute(order, plan, maker=False)
+        if order.is_open:
+            self._expire(order, "INSUFFICIENT_LIQUIDITY")
 
     def _quote_complete(self, sym: _Symbol, order: _Order, plan: list[tuple[Decimal, Decimal]]) -> bool:
         """Whether a quoteOrderQty order got all it could: less than one lot step of quote left."""
@@ -1360,10 +1373,7 @@ class TradingEngine:
                     self._expire(order, "INSUFFICIENT_BALANCE")
                     return
                 order.lock_price = _Z  # take from the lock first, whatever the price
-            if plan:
-                self._execute(order, plan, maker=False)
-            if order.is_open:
-                self._expire(order, "INSUFFICIENT_LIQUIDITY")
+            self._take_market(order, plan)
             return
         self._match(sym, order)
 
@@ -1587,12 +1597,7 @@ class TradingEngine:
             "standardCommissionForOrder": {"maker": maker, "taker": taker},
             "specialCommissionForOrder": {"maker": zero, "taker": zero},
             "taxCommissionForOrder": {"maker": zero, "taker": zero},
-            "discount": {
-                "enabledForAccount": False,
-                "enabledForSymbol": False,
-                "discountAsset": "BNB",
-                "discount": zero,
-            },
+            "discount": _no_discount(),
         }
 
     def _find(
@@ -1695,17 +1700,16 @@ class TradingEngine:
         self._flush_accounts()
         return out
 
-    def open_orders(self, raw: Mapping[str, Any], api_key: str) -> Any:
-        """GET /api/v3/openOrders (one symbol, or all)."""
+    def _open_orders(self, raw: Mapping[str, Any], api_key: str) -> list[_Order]:
+        """The account's open orders on the symbol asked for, or on every symbol (openOrders)."""
         params = _Params(raw)
         sym = self._sym(params, required=False)
         symbols = [sym.name] if sym is not None else list(self._open)
-        return [
-            self._query_json(o)
-            for s in symbols
-            for o in self._open.get(s, ())
-            if o.api_key == api_key and o.is_open
-        ]
+        return [o for s in symbols for o in self._open.get(s, ()) if o.api_key == api_key and o.is_open]
+
+    def open_orders(self, raw: Mapping[str, Any], api_key: str) -> Any:
+        """GET /api/v3/openOrders (one symbol, or all)."""
+        return [self._query_json(o) for o in self._open_orders(raw, api_key)]
 
     def _window(self, params: _Params, orders: list[_Order], key: Callable[[_Order], int]) -> list[_Order]:
         start, end = params.integer("startTime"), params.integer("endTime")
@@ -1714,8 +1718,9 @@ class TradingEngine:
         picked = [o for o in orders if (start is None or key(o) >= start) and (end is None or key(o) <= end)]
         return picked[-limit:] if start is None else picked[:limit]
 
-    def all_orders(self, raw: Mapping[str, Any], api_key: str) -> Any:
-        """GET /api/v3/allOrders."""
+    def _all_orders(self, raw: Mapping[str, Any], api_key: str) -> list[_Order]:
+        """The account's orders on the symbol, open or not, from ``orderId`` on and within
+        the time window and ``limit`` (allOrders)."""
         params = _Params(raw)
         sym = self._need_sym(params)
         from_id = params.integer("orderId")
@@ -1724,7 +1729,11 @@ class TradingEngine:
             for o in self._orders.values()
             if o.api_key == api_key and o.symbol == sym.name and (from_id is None or o.order_id >= from_id)
         ]
-        return [self._query_json(o) for o in self._window(params, orders, lambda o: o.time)]
+        return self._window(params, orders, lambda o: o.time)
+
+    def all_orders(self, raw: Mapping[str, Any], api_key: str) -> Any:
+        """GET /api/v3/allOrders."""
+        return [self._query_json(o) for o in self._all_orders(raw, api_key)]
 
     def spot_account(self, raw: Mapping[str, Any], api_key: str) -> Any:
         """GET /api/v3/account: the real balances, in the shape of the exchange's answer."""
@@ -1737,30 +1746,8 @@ class TradingEngine:
             if omit and free == 0 and locked == 0:
                 continue
             rows.append({"asset": asset, "free": _s8(free), "locked": _s8(locked)})
-        maker, taker = _s8(self._maker_rate), _s8(self._taker_rate)
-        return {
-            "makerCommission": int(self._maker_rate * 10_000),
-            "takerCommission": int(self._taker_rate * 10_000),
-            "buyerCommission": 0,
-            "sellerCommission": 0,
-            "commissionRates": {
-                "maker": maker,
-                "taker": taker,
-                "buyer": "0.00000000",
-                "seller": "0.00000000",
-            },
-            "canTrade": True,
-            "canWithdraw": True,
-            "canDeposit": True,
-            "brokered": False,
-            "requireSelfTradePrevention": False,
-            "preventSor": False,
-            "updateTime": account.update_time or self._now(),
-            "accountType": "SPOT",
-            "balances": rows,
-            "permissions": ["SPOT"],
-            "uid": 100000001,
-        }
+        update_time = account.update_time or self._now()
+        return spot_account_body(rows, update_time, self._maker_rate, self._taker_rate)
 
     def account_commission(self, raw: Mapping[str, Any], api_key: str) -> Any:
         """GET /api/v3/account/commission."""
@@ -1773,28 +1760,28 @@ class TradingEngine:
             "standardCommission": {"maker": maker, "taker": taker, "buyer": zero, "seller": zero},
             "specialCommission": {"maker": zero, "taker": zero, "buyer": zero, "seller": zero},
             "taxCommission": {"maker": zero, "taker": zero, "buyer": zero, "seller": zero},
-            "discount": {
-                "enabledForAccount": False,
-                "enabledForSymbol": False,
-                "discountAsset": "BNB",
-                "discount": zero,
-            },
+            "discount": _no_discount(),
         }
+
+    def _trades(self, api_key: str, params: _Params, sym: _Symbol) -> list[tuple[_Order, _Fill]]:
+        """The account's fills on the symbol, of one order (``orderId``) and from a trade ID
+        (``fromId``) on when asked: what myTrades and userTrades then window and page."""
+        order_id = params.integer("orderId")
+        from_id = params.integer("fromId")
+        return [
+            (o, f)
+            for o, f in self._account(api_key).trades
+            if o.symbol == sym.name
+            and (order_id is None or o.order_id == order_id)
+            and (from_id is None or f.trade_id >= from_id)
+        ]
 
     def my_trades(self, raw: Mapping[str, Any], api_key: str) -> Any:
         """GET /api/v3/myTrades."""
         params = _Params(raw)
         sym = self._need_sym(params)
-        order_id = params.integer("orderId")
         from_id = params.integer("fromId")
-        account = self._account(api_key)
-        rows = [
-            (o, f)
-            for o, f in account.trades
-            if o.symbol == sym.name
-            and (order_id is None or o.order_id == order_id)
-            and (from_id is None or f.trade_id >= from_id)
-        ]
+        rows = self._trades(api_key, params, sym)
         start, end = params.integer("startTime"), params.integer("endTime")
         rows = [
             (o, f) for o, f in rows if (start is None or f.time >= start) and (end is None or f.time <= end)
@@ -1999,10 +1986,7 @@ class TradingEngine:
                 "listOrderStatus": olist.order_status,
                 "listClientOrderId": olist.client_id,
                 "symbol": olist.symbol,
-                "orders": [
-                    {"symbol": o.symbol, "orderId": o.order_id, "clientOrderId": o.client_id}
-                    for o in olist.orders
-                ],
+                "orders": _list_legs(olist),
             }
         return out
 
@@ -2061,20 +2045,13 @@ class TradingEngine:
         list_id: int,
     ) -> tuple[_Order, _Order]:
         """The above/below legs of an OCO, checked against each other and the last price."""
-        above_allowed = frozenset(
-            {"STOP_LOSS_LIMIT", "STOP_LOSS", "LIMIT_MAKER", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"}
-        )
-        below_allowed = frozenset(
-            {"STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT", "LIMIT_MAKER"}
-        )
         above = self._leg(
-            api_key, params, above_prefix, sym, side=side, qty=qty, allowed=above_allowed, list_id=list_id
+            api_key, params, above_prefix, sym, side=side, qty=qty, allowed=_OCO_ABOVE_TYPES, list_id=list_id
         )
         below = self._leg(
-            api_key, params, below_prefix, sym, side=side, qty=qty, allowed=below_allowed, list_id=list_id
+            api_key, params, below_prefix, sym, side=side, qty=qty, allowed=_OCO_BELOW_TYPES, list_id=list_id
         )
-        takes = {"LIMIT_MAKER", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"}
-        kinds = (above.type in takes, below.type in takes)
+        kinds = (above.type in _OCO_TAKE_TYPES, below.type in _OCO_TAKE_TYPES)
         if kinds == (True, True) or kinds == (False, False):
             raise (
                 _err(-1168, "At least one OCO order must be contingent.")
@@ -2137,20 +2114,9 @@ class TradingEngine:
         return olist
 
     def _list_json(self, olist: _OrderList, *, reports: str = "RESULT") -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "orderListId": olist.list_id,
-            "contingencyType": olist.contingency,
-            "listStatusType": olist.status_type,
-            "listOrderStatus": olist.order_status,
-            "listClientOrderId": olist.client_id,
-            "transactionTime": olist.time if reports != "cancel" else self._now(),
-            "symbol": olist.symbol,
-            "orders": [
-                {"symbol": o.symbol, "orderId": o.order_id, "clientOrderId": o.client_id}
-                for o in olist.orders
-            ],
-        }
+        out = self._list_summary(olist)
         if reports == "cancel":
+            out["transactionTime"] = self._now()  # a cancel answers with its own time
             out["orderReports"] = [self._cancel_json(o, o.client_id) for o in olist.orders]
         elif reports != "ACK":
             out["orderReports"] = [self._order_json(o, "RESULT") for o in olist.orders]
@@ -2254,21 +2220,14 @@ class TradingEngine:
             raise _err(-1117, "Invalid side.")
         qty = params.decimal("pendingQuantity", required=True)
         assert qty is not None
-        above_allowed = frozenset(
-            {"STOP_LOSS_LIMIT", "STOP_LOSS", "LIMIT_MAKER", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"}
-        )
-        below_allowed = frozenset(
-            {"STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT", "LIMIT_MAKER"}
-        )
         above = self._leg(
-            api_key, params, "pendingAbove", sym, side=side, qty=qty, allowed=above_allowed, list_id=-1
+            api_key, params, "pendingAbove", sym, side=side, qty=qty, allowed=_OCO_ABOVE_TYPES, list_id=-1
         )
         if params.has("pendingBelowType"):
             below = self._leg(
-                api_key, params, "pendingBelow", sym, side=side, qty=qty, allowed=below_allowed, list_id=-1
+                api_key, params, "pendingBelow", sym, side=side, qty=qty, allowed=_OCO_BELOW_TYPES, list_id=-1
             )
-            takes = {"LIMIT_MAKER", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"}
-            if (above.type in takes) == (below.type in takes):
+            if (above.type in _OCO_TAKE_TYPES) == (below.type in _OCO_TAKE_TYPES):
                 raise _err(
                     -1158,
                     _OCO_TYPES_MSG,
@@ -2452,10 +2411,7 @@ class TradingEngine:
             "listClientOrderId": olist.client_id,
             "transactionTime": olist.time,
             "symbol": olist.symbol,
-            "orders": [
-                {"symbol": o.symbol, "orderId": o.order_id, "clientOrderId": o.client_id}
-                for o in olist.orders
-            ],
+            "orders": _list_legs(olist),
         }
 
     def query_order_list(self, raw: Mapping[str, Any], api_key: str) -> Any:
@@ -3034,42 +2990,18 @@ class TradingEngine:
 
     def f_open_orders(self, raw: Mapping[str, Any], api_key: str) -> Any:
         """GET /fapi/v1/openOrders (one symbol, or all)."""
-        params = _Params(raw)
-        sym = self._sym(params, required=False)
-        symbols = [sym.name] if sym is not None else list(self._open)
-        return [
-            self._f_order_json(o)
-            for s in symbols
-            for o in self._open.get(s, ())
-            if o.api_key == api_key and o.is_open
-        ]
+        return [self._f_order_json(o) for o in self._open_orders(raw, api_key)]
 
     def f_all_orders(self, raw: Mapping[str, Any], api_key: str) -> Any:
         """GET /fapi/v1/allOrders."""
-        params = _Params(raw)
-        sym = self._need_sym(params)
-        from_id = params.integer("orderId")
-        orders = [
-            o
-            for o in self._orders.values()
-            if o.api_key == api_key and o.symbol == sym.name and (from_id is None or o.order_id >= from_id)
-        ]
-        return [self._f_order_json(o) for o in self._window(params, orders, lambda o: o.time)]
+        return [self._f_order_json(o) for o in self._all_orders(raw, api_key)]
 
     def f_user_trades(self, raw: Mapping[str, Any], api_key: str) -> Any:
         """GET /fapi/v1/userTrades."""
         params = _Params(raw)
         sym = self._need_sym(params)
-        order_id = params.integer("orderId")
         from_id = params.integer("fromId")
-        account = self._account(api_key)
-        rows = [
-            (o, f)
-            for o, f in account.trades
-            if o.symbol == sym.name
-            and (order_id is None or o.order_id == order_id)
-            and (from_id is None or f.trade_id >= from_id)
-        ]
+        rows = self._trades(api_key, params, sym)
         limit = max(1, min(params.integer("limit") or 500, 1000))
         rows = rows[:limit] if from_id is not None else rows[-limit:]
         out = []
@@ -3356,23 +3288,8 @@ class TradingEngine:
                     "updateTime": pos.update_time,
                 }
             )
-        head: dict[str, Any] = {
-            "feeTier": 0,
-            "feeBurn": False,
-            "canTrade": True,
-            "canDeposit": True,
-            "canWithdraw": True,
-            "updateTime": 0,
-            "multiAssetsMargin": False,
-            "tradeGroupId": -1,
-        }
-        if self.inverse:
-            return {
-                "assets": assets,
-                "positions": positions,
-                **{k: head[k] for k in ("canDeposit", "canTrade", "canWithdraw", "feeTier", "updateTime")},
-            }
-        return {**head, **self._totals(assets), "assets": assets, "positions": positions}
+        totals = {} if self.inverse else self._totals(assets)
+        return futures_account_body(assets, positions, totals, inverse=self.inverse)
 
     def f_balance(self, raw: Mapping[str, Any], api_key: str) -> Any:
         """GET /fapi/v2/balance and v3."""
@@ -3744,6 +3661,21 @@ class TradingEngine:
                 algo.update_time = now
                 self._emit_algo(algo)
         return dict(_SUCCESS_CANCEL_ALL)
+
+
+def _no_discount() -> dict[str, Any]:
+    """The commission answers' ``discount``: no BNB discount on this exchange."""
+    return {
+        "enabledForAccount": False,
+        "enabledForSymbol": False,
+        "discountAsset": "BNB",
+        "discount": "0.00000000",
+    }
+
+
+def _list_legs(olist: _OrderList) -> list[dict[str, Any]]:
+    """An order list's orders as its answers name them (``orders``)."""
+    return [{"symbol": o.symbol, "orderId": o.order_id, "clientOrderId": o.client_id} for o in olist.orders]
 
 
 class _LegParams(_Params):

@@ -71,7 +71,6 @@ from picows import WSCloseCode, WSListener, WSTransport, WSUpgradeResponseWithLi
 from tickbook._types import Market
 from tickbook.limits import (
     ORDER_COUNT_PREFIX,
-    RateGuard,
     RateLimit,
     RateLimitType,
     UnknownEndpoint,
@@ -82,7 +81,6 @@ from tickbook.signing import (
     FUTURES_RULES,
     SPOT_RULES,
     Accepted,
-    KeyRegistry,
     KeyType,
     Rejected,
     _parse_recv_window,
@@ -90,8 +88,8 @@ from tickbook.signing import (
     check_timestamp,
     encode_value,
 )
-from tickbook.sim.faults import LOST_RESPONSE_MSG, Fault, FaultPlan, is_order_placement
-from tickbook.sim.rest import ApiError
+from tickbook.sim.faults import LOST_RESPONSE_MSG, Fault, is_order_placement
+from tickbook.sim.rest import ApiError, ServerContext
 from tickbook.sim.ws import WsServer, _Connection
 
 __all__ = [
@@ -132,23 +130,13 @@ class TradingEngineLike(Protocol):
     def add_listener(self, api_key: str, callback: EventCallback) -> Callable[[], None]: ...
 
 
-class PrivateContext(Protocol):
+class PrivateContext(ServerContext, Protocol):
     """What ``PrivateApi`` reads from its exchange (``Exchange`` implements it). The trading
     engine is the optional attribute ``trading``: without one only the session, listenKey and
     subscription machinery runs, and no event ever arrives."""
 
     @property
     def market(self) -> Market: ...
-    @property
-    def keys(self) -> KeyRegistry: ...
-    @property
-    def guard(self) -> RateGuard: ...
-    @property
-    def faults(self) -> FaultPlan | None: ...
-
-    def now_ms(self) -> int: ...
-    def client_seen(self) -> None: ...
-    def count_violation(self, kind: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

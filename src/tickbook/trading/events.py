@@ -21,12 +21,13 @@ on that property, never on ``client_order_id`` alone.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Final, TypeAlias
 
 import msgspec
 
 from tickbook._types import Market
+from tickbook.trading.models import _blank_decimal
 
 __all__ = [
     "AccountConfigUpdate",
@@ -60,15 +61,6 @@ __all__ = [
     "decode_spot_frame",
     "decode_user_event",
 ]
-
-
-def _blank_decimal(text: str | None) -> Decimal | None:
-    if text is None or not text.strip():
-        return None
-    try:
-        return Decimal(text)
-    except InvalidOperation:
-        return None
 
 
 class UserEvent(msgspec.Struct, frozen=True, gc=False, tag_field="e"):

@@ -24,7 +24,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import msgspec
 
@@ -46,6 +46,8 @@ from tickbook.trading.orders import (
     Num,
     Params,
     TradingBase,
+    _either,
+    _error,
     futures_batch_params,
     futures_conditional,
     futures_modify,
@@ -66,7 +68,6 @@ __all__ = [
 
 log = logging.getLogger("tickbook.trading")
 
-T = TypeVar("T")
 
 BATCH_ORDERS: Final = "/fapi/v1/batchOrders"
 ALL_OPEN_ORDERS: Final = "/fapi/v1/allOpenOrders"
@@ -123,17 +124,13 @@ class FuturesTrading(TradingBase):
 
     _order_path = FUTURES_ORDER
 
-    async def _get(self, path: str, params: Mapping[str, object] | None, type: type[T]) -> T:
-        return await self.client.request_typed("GET", path, params, signed=True, type=type)
-
     def _now_ms(self) -> int:
         return int(self.client.clock.now_ms())
 
     # ------------------------------------------------------------------ orders
 
     def _build(self, symbol: str, side: str, type: str, options: dict[str, Any]) -> Params:
-        if options.get("new_client_order_id") is None:
-            options["new_client_order_id"] = self.new_id()
+        self._give_id(options)
         options.setdefault("now_ms", self._now_ms())
         return futures_order(symbol, side, type, **options)
 
@@ -203,8 +200,7 @@ class FuturesTrading(TradingBase):
         ``futures_conditional``'s (``trigger_price``, ``quantity``, ``price``,
         ``close_position``, ``working_type``, ``price_protect``, ``callback_rate``,
         ``activate_price``, ``client_algo_id``...). Untriggered algo orders cannot be modified."""
-        if options.get("client_algo_id") is None:
-            options["client_algo_id"] = self.new_id()
+        self._give_id(options, "client_algo_id")
         options.setdefault("now_ms", self._now_ms())
         params = futures_conditional(symbol, side, type, **options)
         client_id = params["clientAlgoId"]
@@ -366,25 +362,16 @@ class FuturesTrading(TradingBase):
     ) -> FuturesOrder:
         """``GET /fapi/v1/order``."""
         params = order_ref(symbol, order_id, orig_client_order_id, FUTURES_ORDER, "GET")
-        order = await self._get(FUTURES_ORDER, params, FuturesOrder)
-        self._feed(order)
-        return order
+        return await self._tracked("GET", FUTURES_ORDER, params, FuturesOrder)
 
     async def cancel_order(
         self, symbol: str, *, order_id: int | None = None, orig_client_order_id: str | None = None
     ) -> FuturesOrder:
         """``DELETE /fapi/v1/order``."""
         params = order_ref(symbol, order_id, orig_client_order_id, FUTURES_ORDER, "DELETE")
-        order = await self.client.request_typed(
-            "DELETE",
-            FUTURES_ORDER,
-            params,
-            signed=True,
-            client_order_id=orig_client_order_id,
-            type=FuturesOrder,
+        return await self._tracked(
+            "DELETE", FUTURES_ORDER, params, FuturesOrder, client_order_id=orig_client_order_id
         )
-        self._feed(order)
-        return order
 
     async def cancel_all(self, symbol: str) -> ApiMessage:
         """``DELETE /fapi/v1/allOpenOrders``: every open order of ``symbol``."""
@@ -394,9 +381,8 @@ class FuturesTrading(TradingBase):
 
     async def open_orders(self, symbol: str | None = None) -> list[FuturesOrder]:
         """``GET /fapi/v1/openOrders`` for ``symbol`` (weight 1) or all symbols (weight 40)."""
-        orders = await self._get(OPEN_ORDERS, {"symbol": symbol} if symbol else None, list[FuturesOrder])
-        self._feed_all(orders)
-        return orders
+        params = {"symbol": symbol} if symbol else None
+        return await self._tracked("GET", OPEN_ORDERS, params, list[FuturesOrder])
 
     async def all_orders(
         self,
@@ -408,13 +394,7 @@ class FuturesTrading(TradingBase):
         limit: int | None = None,
     ) -> list[FuturesOrder]:
         """``GET /fapi/v1/allOrders``."""
-        params: dict[str, object] = {
-            "symbol": symbol,
-            "orderId": order_id,
-            "startTime": start_time,
-            "endTime": end_time,
-            "limit": limit,
-        }
+        params = self._history(symbol, order_id, start_time, end_time, limit)
         return await self._get(ALL_ORDERS, params, list[FuturesOrder])
 
     # ------------------------------------------------------------------ algo orders
@@ -422,21 +402,16 @@ class FuturesTrading(TradingBase):
     @staticmethod
     def _algo_ref(algo_id: int | None, client_algo_id: str | None, method: str) -> dict[str, object]:
         if algo_id is None and not client_algo_id:
-            raise RequestError(
-                "Param 'algoId' or 'clientAlgoId' must be sent, but both were empty/null!",
-                code=-1102,
-                method=method,
-                endpoint=FUTURES_ALGO,
-            )
+            raise _either("algoId", "clientAlgoId", FUTURES_ALGO, method)
         return {"algoId": algo_id, "clientAlgoId": client_algo_id}
 
     async def query_algo_order(
         self, *, algo_id: int | None = None, client_algo_id: str | None = None
     ) -> AlgoOrder:
         """``GET /fapi/v1/algoOrder`` by ``algoId`` or ``clientAlgoId``."""
-        order = await self._get(FUTURES_ALGO, self._algo_ref(algo_id, client_algo_id, "GET"), AlgoOrder)
-        self._feed(order)
-        return order
+        return await self._tracked(
+            "GET", FUTURES_ALGO, self._algo_ref(algo_id, client_algo_id, "GET"), AlgoOrder
+        )
 
     async def cancel_algo_order(
         self, *, algo_id: int | None = None, client_algo_id: str | None = None
@@ -449,9 +424,8 @@ class FuturesTrading(TradingBase):
 
     async def open_algo_orders(self, symbol: str | None = None) -> list[AlgoOrder]:
         """``GET /fapi/v1/openAlgoOrders``."""
-        orders = await self._get(OPEN_ALGO_ORDERS, {"symbol": symbol} if symbol else None, list[AlgoOrder])
-        self._feed_all(orders)
-        return orders
+        params = {"symbol": symbol} if symbol else None
+        return await self._tracked("GET", OPEN_ALGO_ORDERS, params, list[AlgoOrder])
 
     async def cancel_all_algo_orders(self, symbol: str) -> ApiMessage:
         """``DELETE /fapi/v1/algoOpenOrders``: every open algo order of ``symbol``."""
@@ -464,12 +438,7 @@ class FuturesTrading(TradingBase):
     async def set_leverage(self, symbol: str, leverage: int) -> LeverageResponse:
         """``POST /fapi/v1/leverage``: 1..125 (the symbol's brackets may allow less: -4028)."""
         if isinstance(leverage, bool) or not isinstance(leverage, int) or not 1 <= leverage <= MAX_LEVERAGE:
-            raise RequestError(
-                f"Leverage {leverage!r} is not valid (1..{MAX_LEVERAGE}).",
-                code=-4028,
-                method="POST",
-                endpoint=LEVERAGE,
-            )
+            raise _error(-4028, f"Leverage {leverage!r} is not valid (1..{MAX_LEVERAGE}).", LEVERAGE)
         return await self.client.request_typed(
             "POST", LEVERAGE, {"symbol": symbol, "leverage": leverage}, signed=True, type=LeverageResponse
         )
@@ -478,12 +447,8 @@ class FuturesTrading(TradingBase):
         """``POST /fapi/v1/marginType``: ISOLATED or CROSSED. Setting the type the symbol
         already has raises the exchange's -4046 "No need to change margin type."."""
         if margin_type not in MARGIN_TYPES:
-            raise RequestError(
-                f"Data sent for parameter 'marginType' is not valid: {margin_type!r} (ISOLATED or CROSSED).",
-                code=-1130,
-                method="POST",
-                endpoint=MARGIN_TYPE,
-            )
+            msg = f"Data sent for parameter 'marginType' is not valid: {margin_type!r} (ISOLATED or CROSSED)."
+            raise _error(-1130, msg, MARGIN_TYPE)
         return await self.client.request_typed(
             "POST", MARGIN_TYPE, {"symbol": symbol, "marginType": margin_type}, signed=True, type=ApiMessage
         )

@@ -292,6 +292,16 @@ def _latency_summary(values: list[float]) -> dict[str, float | int]:
     }
 
 
+def _time_range(where: list[str], args: list[object], since_ms: int | None, until_ms: int | None) -> None:
+    """Add the conditions ``since_ms <= ts_ms < until_ms`` (either bound may be None) to a query."""
+    if since_ms is not None:
+        where.append("ts_ms >= ?")
+        args.append(int(since_ms))
+    if until_ms is not None:
+        where.append("ts_ms < ?")
+        args.append(int(until_ms))
+
+
 class Journal:
     """An append-only SQLite journal of requests (see the module docstring for durability,
     threads and redaction).
@@ -516,12 +526,7 @@ class Journal:
             args.append(client_order_id)
         if errors_only:
             where.append("(error_code IS NOT NULL OR error_msg IS NOT NULL OR status >= 400)")
-        if since_ms is not None:
-            where.append("ts_ms >= ?")
-            args.append(int(since_ms))
-        if until_ms is not None:
-            where.append("ts_ms < ?")
-            args.append(int(until_ms))
+        _time_range(where, args, since_ms, until_ms)
         sql = f"SELECT {', '.join(_COLUMNS)} FROM entries"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -559,12 +564,7 @@ class Journal:
         percentiles over everything (``None`` when empty)."""
         where: list[str] = []
         args: list[object] = []
-        if since_ms is not None:
-            where.append("ts_ms >= ?")
-            args.append(int(since_ms))
-        if until_ms is not None:
-            where.append("ts_ms < ?")
-            args.append(int(until_ms))
+        _time_range(where, args, since_ms, until_ms)
         cond = ("WHERE " + " AND ".join(where)) if where else ""
         with self._lock:
             rows = self._conn.execute(

@@ -665,11 +665,43 @@ def _oco_pair(
             )
 
 
-def _shared_leg_fields(leg: Leg, prefix: str, endpoint: str) -> None:
-    if leg.side is not None:
-        raise _not_required(_wire(prefix, "side"), endpoint)
-    if leg.quantity is not None:
-        raise _not_required(_wire(prefix, "quantity"), endpoint)
+def _oco_legs(params: Params, side: str, above: Leg, below: Leg, endpoint: str, *, prefix: str = "") -> None:
+    """Check an OCO pair under the OCO rules and add its legs to ``params``: an OCO's
+    ``above*``/``below*`` legs, or with ``prefix="pending"`` an OTOCO's ``pendingAbove*``/
+    ``pendingBelow*`` pair. The list gives both legs their side and quantity."""
+    above_prefix, below_prefix = _wire(prefix, "above"), _wire(prefix, "below")
+    legs = ((above_prefix, above), (below_prefix, below))
+    for leg_prefix, leg in legs:
+        if not leg.type:
+            raise _mandatory(_wire(leg_prefix, "type"), endpoint)
+    _oco_pair(side, above, below, endpoint, above_prefix=above_prefix, below_prefix=below_prefix)
+    for leg_prefix, leg in legs:
+        if leg.side is not None:
+            raise _not_required(_wire(leg_prefix, "side"), endpoint)
+        if leg.quantity is not None:
+            raise _not_required(_wire(leg_prefix, "quantity"), endpoint)
+        params.update(
+            _spot_leg(
+                leg_prefix,
+                endpoint,
+                side=None,
+                quantity=None,
+                quantity_given_by_list=True,
+                client_order_id_name=_wire(leg_prefix, "clientOrderId"),
+                iceberg_tif_code=-1160,
+                **_leg_args(leg),
+            )
+        )
+
+
+def _list_params(symbol: str, list_client_order_id: str | None, endpoint: str) -> Params:
+    """What every order list starts with: ``symbol`` and the optional ``listClientOrderId``."""
+    params: Params = {"symbol": _symbol(symbol, endpoint)}
+    if list_client_order_id is not None:
+        params["listClientOrderId"] = _client_id(
+            "listClientOrderId", list_client_order_id, Market.SPOT, endpoint
+        )
+    return params
 
 
 def oco_params(
@@ -692,33 +724,12 @@ def oco_params(
     (-1160). Where each leg stands against the last price only the exchange can judge.
     """
     endpoint = "/api/v3/orderList/oco"
-    params: Params = {"symbol": _symbol(symbol, endpoint)}
-    if list_client_order_id is not None:
-        params["listClientOrderId"] = _client_id(
-            "listClientOrderId", list_client_order_id, Market.SPOT, endpoint
-        )
+    params = _list_params(symbol, list_client_order_id, endpoint)
     params["side"] = _enum("side", side, SIDES, endpoint, -1117)
     if quantity is None:
         raise _mandatory("quantity", endpoint)
     params["quantity"] = decimal_text("quantity", quantity, endpoint)
-    for prefix, leg in (("above", above), ("below", below)):
-        if not leg.type:
-            raise _mandatory(_wire(prefix, "type"), endpoint)
-    _oco_pair(side, above, below, endpoint, above_prefix="above", below_prefix="below")
-    for prefix, leg in (("above", above), ("below", below)):
-        _shared_leg_fields(leg, prefix, endpoint)
-        params.update(
-            _spot_leg(
-                prefix,
-                endpoint,
-                side=None,
-                quantity=None,
-                quantity_given_by_list=True,
-                client_order_id_name=_wire(prefix, "clientOrderId"),
-                iceberg_tif_code=-1160,
-                **_leg_args(leg),
-            )
-        )
+    _oco_legs(params, side, above, below, endpoint)
     _list_options(params, endpoint, new_order_resp_type, self_trade_prevention_mode)
     return params
 
@@ -753,11 +764,7 @@ def oto_params(
     a pending order of any type (with its own side and quantity, no ``quoteOrderQty``) placed
     once the working one has fully filled. Each leg follows its type's rules (§6.1)."""
     endpoint = "/api/v3/orderList/oto"
-    params: Params = {"symbol": _symbol(symbol, endpoint)}
-    if list_client_order_id is not None:
-        params["listClientOrderId"] = _client_id(
-            "listClientOrderId", list_client_order_id, Market.SPOT, endpoint
-        )
+    params = _list_params(symbol, list_client_order_id, endpoint)
     params.update(_working_leg(working, endpoint))
     if not pending.type:
         raise _mandatory("pendingType", endpoint)
@@ -790,41 +797,13 @@ def otoco_params(
     """``POST /api/v3/orderList/otoco`` params (§6.2): a working order as in OTO, then an OCO
     pair (``pendingAbove*``/``pendingBelow*``, one side and quantity) under the OCO rules."""
     endpoint = "/api/v3/orderList/otoco"
-    params: Params = {"symbol": _symbol(symbol, endpoint)}
-    if list_client_order_id is not None:
-        params["listClientOrderId"] = _client_id(
-            "listClientOrderId", list_client_order_id, Market.SPOT, endpoint
-        )
+    params = _list_params(symbol, list_client_order_id, endpoint)
     params.update(_working_leg(working, endpoint))
     params["pendingSide"] = _enum("pendingSide", pending_side, SIDES, endpoint, -1117)
     if pending_quantity is None:
         raise _mandatory("pendingQuantity", endpoint)
     params["pendingQuantity"] = decimal_text("pendingQuantity", pending_quantity, endpoint)
-    for prefix, leg in (("pendingAbove", pending_above), ("pendingBelow", pending_below)):
-        if not leg.type:
-            raise _mandatory(_wire(prefix, "type"), endpoint)
-    _oco_pair(
-        pending_side,
-        pending_above,
-        pending_below,
-        endpoint,
-        above_prefix="pendingAbove",
-        below_prefix="pendingBelow",
-    )
-    for prefix, leg in (("pendingAbove", pending_above), ("pendingBelow", pending_below)):
-        _shared_leg_fields(leg, prefix, endpoint)
-        params.update(
-            _spot_leg(
-                prefix,
-                endpoint,
-                side=None,
-                quantity=None,
-                quantity_given_by_list=True,
-                client_order_id_name=_wire(prefix, "clientOrderId"),
-                iceberg_tif_code=-1160,
-                **_leg_args(leg),
-            )
-        )
+    _oco_legs(params, pending_side, pending_above, pending_below, endpoint, prefix="pending")
     _list_options(params, endpoint, new_order_resp_type, self_trade_prevention_mode)
     return params
 
@@ -1024,6 +1003,24 @@ def _futures_time_in_force(
         raise _not_required("goodTillDate", endpoint)
 
 
+def _price_or_match(price: Num | None, price_match: str | None, endpoint: str, method: str = "POST") -> None:
+    """A futures limit price is ``price`` or ``priceMatch`` (the exchange picks the price),
+    exactly one of them."""
+    if price is not None and price_match is not None:
+        raise _bad_combo("'priceMatch' cannot be sent together with 'price'.", endpoint, method)
+    if price is None and price_match is None:
+        raise _mandatory("price", endpoint, method)
+
+
+def _refuse_limit_fields(
+    endpoint: str, *, price: Num | None, time_in_force: str | None, price_match: str | None
+) -> None:
+    """A futures type that is not a limit takes no price, timeInForce or priceMatch (-1106)."""
+    for name, value in (("price", price), ("timeInForce", time_in_force), ("priceMatch", price_match)):
+        if value is not None:
+            raise _not_required(name, endpoint)
+
+
 def _positive(name: str, value: Num, endpoint: str, code: int, what: str) -> str:
     text = decimal_text(name, value, endpoint)
     if Decimal(text) <= 0:
@@ -1078,14 +1075,9 @@ def futures_order(
     if type == "LIMIT":
         if time_in_force is None:
             raise _mandatory("timeInForce", endpoint)
-        if price is not None and price_match is not None:
-            raise _bad_combo("'priceMatch' cannot be sent together with 'price'.", endpoint)
-        if price is None and price_match is None:
-            raise _mandatory("price", endpoint)
+        _price_or_match(price, price_match, endpoint)
     else:
-        for name, value in (("price", price), ("timeInForce", time_in_force), ("priceMatch", price_match)):
-            if value is not None:
-                raise _not_required(name, endpoint)
+        _refuse_limit_fields(endpoint, price=price, time_in_force=time_in_force, price_match=price_match)
     _futures_time_in_force(params, endpoint, time_in_force, good_till_date, now_ms)
     params["quantity"] = qty
     if price is not None:
@@ -1176,14 +1168,9 @@ def futures_conditional(
                 raise _not_required(name, endpoint)
 
     if limit_type:
-        if price is not None and price_match is not None:
-            raise _bad_combo("'priceMatch' cannot be sent together with 'price'.", endpoint)
-        if price is None and price_match is None:
-            raise _mandatory("price", endpoint)
+        _price_or_match(price, price_match, endpoint)
     else:
-        for name, value in (("price", price), ("timeInForce", time_in_force), ("priceMatch", price_match)):
-            if value is not None:
-                raise _not_required(name, endpoint)
+        _refuse_limit_fields(endpoint, price=price, time_in_force=time_in_force, price_match=price_match)
 
     _futures_time_in_force(params, endpoint, time_in_force, good_till_date, now_ms)
     if quantity is not None:
@@ -1247,10 +1234,7 @@ def futures_modify(
     if quantity is None:
         raise _mandatory("quantity", endpoint, "PUT")
     params["quantity"] = _positive("quantity", quantity, endpoint, -4003, "Quantity")
-    if price is not None and price_match is not None:
-        raise _bad_combo("'priceMatch' cannot be sent together with 'price'.", endpoint, "PUT")
-    if price is None and price_match is None:
-        raise _mandatory("price", endpoint, "PUT")
+    _price_or_match(price, price_match, endpoint, "PUT")
     if price is not None:
         params["price"] = _positive("price", price, endpoint, -4001, "Price")
     if price_match is not None:
@@ -1462,6 +1446,12 @@ class TradingBase:
         """A fresh client order ID with this object's prefix."""
         return new_client_order_id(self.id_prefix)
 
+    def _give_id(self, options: dict[str, Any], name: str = "new_client_order_id") -> None:
+        """Generate the order's client ID (``options[name]``) when the caller gave none: it is
+        what lets an unknown outcome be reconciled without placing the order twice."""
+        if options.get(name) is None:
+            options[name] = self.new_id()
+
     def _feed(self, obj: Any) -> None:
         """Hand an answer to the tracker; a tracker failure never fails the trade."""
         if self.tracker is None:
@@ -1474,6 +1464,49 @@ class TradingBase:
     def _feed_all(self, items: Sequence[Any]) -> None:
         for item in items:
             self._feed(item)
+
+    async def _get(self, path: str, params: Mapping[str, object] | None, type: type[T]) -> T:
+        return await self.client.request_typed("GET", path, params, signed=True, type=type)
+
+    async def _tracked(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, object] | None,
+        type: type[T],
+        *,
+        client_order_id: str | None = None,
+    ) -> T:
+        """A signed request about orders that exist already (query, cancel, amend): its answer,
+        one order or a list of them, goes to the tracker too."""
+        result = await self.client.request_typed(
+            method, path, params, signed=True, client_order_id=client_order_id, type=type
+        )
+        if isinstance(result, list):
+            self._feed_all(result)
+        else:
+            self._feed(result)
+        return result
+
+    @staticmethod
+    def _history(
+        symbol: str,
+        order_id: int | None,
+        start_time: int | None,
+        end_time: int | None,
+        limit: int | None,
+        *,
+        from_id: int | None = None,
+    ) -> dict[str, object]:
+        """The filters of the order and trade history queries (a None filter is not sent)."""
+        return {
+            "symbol": symbol,
+            "orderId": order_id,
+            "startTime": start_time,
+            "endTime": end_time,
+            "fromId": from_id,
+            "limit": limit,
+        }
 
     async def symbol_rules(self, symbol: str) -> SymbolRules:
         """The symbol's trading rules, loading exchangeInfo on first use (and once more for a

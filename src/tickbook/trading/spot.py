@@ -33,11 +33,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import msgspec
 
-from tickbook.trading.errors import CancelReplacePartial, RequestError
+from tickbook.trading.errors import CancelReplacePartial
 from tickbook.trading.models import (
     AmendKeepPriorityResponse,
     ApiMessage,
@@ -55,6 +55,8 @@ from tickbook.trading.orders import (
     Num,
     Params,
     TradingBase,
+    _either,
+    _mandatory,
     amend_keep_priority_params,
     cancel_order_list_params,
     cancel_order_params,
@@ -79,7 +81,6 @@ __all__ = [
 
 log = logging.getLogger("tickbook.trading")
 
-T = TypeVar("T")
 
 ORDER: Final = "/api/v3/order"
 ORDER_TEST: Final = "/api/v3/order/test"
@@ -127,9 +128,6 @@ class SpotTrading(TradingBase):
 
     _order_path = ORDER
 
-    async def _get(self, path: str, params: Mapping[str, object] | None, type: type[T]) -> T:
-        return await self.client.request_typed("GET", path, params, signed=True, type=type)
-
     # ------------------------------------------------------------------ placing orders
 
     async def place_order(
@@ -150,8 +148,7 @@ class SpotTrading(TradingBase):
         ``check``: check the filters locally (default: the object's ``check``);
         ``reference_price``: the symbol's reference (or average) price, which lets the local
         check judge PERCENT_PRICE and a MARKET order's notional as the exchange does."""
-        if options.get("new_client_order_id") is None:
-            options["new_client_order_id"] = self.new_id()
+        self._give_id(options)
         params = spot_order(symbol, side, type, **options)
         client_id = params["newClientOrderId"]
         await self._check_filters(params, ("",), ORDER, check, client_id, reference_price)
@@ -319,9 +316,7 @@ class SpotTrading(TradingBase):
     ) -> SpotOrder:
         """``GET /api/v3/order`` by ``order_id`` and/or ``orig_client_order_id``."""
         params = order_ref(symbol, order_id, orig_client_order_id, ORDER, "GET")
-        order = await self._get(ORDER, params, SpotOrder)
-        self._feed(order)
-        return order
+        return await self._tracked("GET", ORDER, params, SpotOrder)
 
     async def cancel_order(
         self,
@@ -342,22 +337,13 @@ class SpotTrading(TradingBase):
             new_client_order_id=new_client_order_id,
             cancel_restrictions=cancel_restrictions,
         )
-        order = await self.client.request_typed(
-            "DELETE", ORDER, params, signed=True, client_order_id=orig_client_order_id, type=SpotOrder
-        )
-        self._feed(order)
-        return order
+        return await self._tracked("DELETE", ORDER, params, SpotOrder, client_order_id=orig_client_order_id)
 
     async def cancel_all(self, symbol: str) -> list[SpotOrder | OrderList]:
         """``DELETE /api/v3/openOrders``: every open order of ``symbol``, order lists included
         (each canceled list appears once, as an ``OrderList``)."""
         if not symbol:
-            raise RequestError(
-                "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.",
-                code=-1102,
-                method="DELETE",
-                endpoint=OPEN_ORDERS,
-            )
+            raise _mandatory("symbol", OPEN_ORDERS, "DELETE")
         body = await self.client.request("DELETE", OPEN_ORDERS, {"symbol": symbol}, signed=True)
         canceled = decode_cancel_all(body)
         self._feed_all(canceled)
@@ -387,8 +373,7 @@ class SpotTrading(TradingBase):
         a ``SpotOrder`` for a half that succeeded, an ``ApiMessage`` (code, msg) for one that
         failed, None for one not attempted (the raw object stays in ``data``).
         """
-        if options.get("new_client_order_id") is None:
-            options["new_client_order_id"] = self.new_id()
+        self._give_id(options)
         new_order = spot_order(symbol, side, type, endpoint=CANCEL_REPLACE, **options)
         params = cancel_replace_params(
             new_order,
@@ -479,16 +464,9 @@ class SpotTrading(TradingBase):
             orig_client_order_id=orig_client_order_id,
             new_client_order_id=new_client_order_id,
         )
-        result = await self.client.request_typed(
-            "PUT",
-            AMEND,
-            params,
-            signed=True,
-            client_order_id=orig_client_order_id,
-            type=AmendKeepPriorityResponse,
+        return await self._tracked(
+            "PUT", AMEND, params, AmendKeepPriorityResponse, client_order_id=orig_client_order_id
         )
-        self._feed(result)
-        return result
 
     # ------------------------------------------------------------------ order lists
 
@@ -631,11 +609,9 @@ class SpotTrading(TradingBase):
             list_client_order_id=list_client_order_id,
             new_client_order_id=new_client_order_id,
         )
-        result = await self.client.request_typed(
-            "DELETE", ORDER_LIST, params, signed=True, client_order_id=list_client_order_id, type=OrderList
+        return await self._tracked(
+            "DELETE", ORDER_LIST, params, OrderList, client_order_id=list_client_order_id
         )
-        self._feed(result)
-        return result
 
     async def query_order_list(
         self, *, order_list_id: int | None = None, orig_client_order_id: str | None = None
@@ -643,16 +619,9 @@ class SpotTrading(TradingBase):
         """``GET /api/v3/orderList`` by ``orderListId`` or the list's client ID
         (``origClientOrderId``)."""
         if order_list_id is None and not orig_client_order_id:
-            raise RequestError(
-                "Param 'orderListId' or 'origClientOrderId' must be sent, but both were empty/null!",
-                code=-1102,
-                method="GET",
-                endpoint=ORDER_LIST,
-            )
+            raise _either("orderListId", "origClientOrderId", ORDER_LIST, "GET")
         params: dict[str, object] = {"orderListId": order_list_id, "origClientOrderId": orig_client_order_id}
-        result = await self._get(ORDER_LIST, params, OrderList)
-        self._feed(result)
-        return result
+        return await self._tracked("GET", ORDER_LIST, params, OrderList)
 
     async def open_order_lists(self) -> list[OrderList]:
         """``GET /api/v3/openOrderList``."""
@@ -662,9 +631,8 @@ class SpotTrading(TradingBase):
 
     async def open_orders(self, symbol: str | None = None) -> list[SpotOrder]:
         """``GET /api/v3/openOrders`` for ``symbol`` (weight 6), or every symbol (weight 80)."""
-        orders = await self._get(OPEN_ORDERS, {"symbol": symbol} if symbol else None, list[SpotOrder])
-        self._feed_all(orders)
-        return orders
+        params = {"symbol": symbol} if symbol else None
+        return await self._tracked("GET", OPEN_ORDERS, params, list[SpotOrder])
 
     async def all_orders(
         self,
@@ -677,13 +645,7 @@ class SpotTrading(TradingBase):
     ) -> list[SpotOrder]:
         """``GET /api/v3/allOrders``: the symbol's orders, open and closed (window <= 24 h,
         ``limit`` <= 1000); from ``order_id`` on when given."""
-        params: dict[str, object] = {
-            "symbol": symbol,
-            "orderId": order_id,
-            "startTime": start_time,
-            "endTime": end_time,
-            "limit": limit,
-        }
+        params = self._history(symbol, order_id, start_time, end_time, limit)
         return await self._get(ALL_ORDERS, params, list[SpotOrder])
 
     async def account(self, *, omit_zero_balances: bool = False) -> SpotAccount:
@@ -703,14 +665,7 @@ class SpotTrading(TradingBase):
     ) -> list[MyTrade]:
         """``GET /api/v3/myTrades``: the account's trades on ``symbol`` (weight 5 with
         ``order_id``, else 20)."""
-        params: dict[str, object] = {
-            "symbol": symbol,
-            "orderId": order_id,
-            "startTime": start_time,
-            "endTime": end_time,
-            "fromId": from_id,
-            "limit": limit,
-        }
+        params = self._history(symbol, order_id, start_time, end_time, limit, from_id=from_id)
         return await self._get(MY_TRADES, params, list[MyTrade])
 
     async def order_rate_limits(self) -> list[OrderRateLimit]:
