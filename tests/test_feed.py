@@ -646,3 +646,165 @@ def test_replacement_takes_each_book_over_in_step(impl: str) -> None:
     assert book.synced
     assert book.best_bid_str() == ("10", "5")
     assert hooks.calls == ["router_state", "router_handover"]
+
+
+# ------------------------------------------------------------------------ busy polling
+
+
+BUSY_FAULTS = [None, "drop@300", "disconnect@300"]
+
+
+@pytest.mark.parametrize("fault", BUSY_FAULTS, ids=lambda f: f or "clean")
+def test_busy_poll_keeps_every_book_equal_to_the_truth(impl: str, fault: str | None) -> None:
+    """``busy_poll=True``: the loop spins between messages; every book still ends equal to
+    the truth, every synced book a callback sees is the truth, through a gap and a reconnect."""
+    make = generated(events=1200)
+    truth = oracle(make)
+    options: dict[str, Any] = {"faults": fault} if fault else {}
+    with exchange(make, **options) as ex:
+        feed, watch = run(follow(ex, impl, SYMBOLS, truth, busy_poll=True))
+    assert feed.busy_poll
+    assert feed._busy_polls > 0
+    if impl == "c":  # the hot path's warm-up ran between messages, and changed nothing
+        assert feed._warm_up is not None
+        assert feed._warm_up.runs > 0
+    else:  # the pure-Python path is too slow to warm up between messages
+        assert feed._warm_up is None
+    totals = feed.final_stats["totals"]  # type: ignore[attr-defined]
+    assert totals["callback_errors"] == totals["bad_messages"] == totals["unknown_messages"] == 0
+    if fault == "drop@300":
+        assert totals["gaps"] >= 1
+        assert watch.kinds(StateKind.RESYNCING) >= 1
+    elif fault == "disconnect@300":
+        assert totals["reconnects"] >= 1
+        assert watch.kinds(StateKind.RECONNECTED) >= 1
+    else:
+        assert totals["gaps"] == totals["resyncs"] == totals["reconnects"] == 0
+
+
+def _new_tasks(before: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
+    """The running loop's tasks that were not there ``before``."""
+    return [t for t in asyncio.all_tasks() if t not in before]
+
+
+@pytest.mark.parametrize("busy", [False, True])
+def test_busy_poll_spins_while_running_and_stops_with_the_feed(impl: str, busy: bool) -> None:
+    """The poller is one task of the feed's: it keeps the loop turning while the feed runs
+    (many loop iterations during one sleep of the caller's), and ``stop()`` ends it, leaving
+    no task behind. Off (the default), there is no such task and the loop sleeps as usual."""
+    make = generated(events=400)
+
+    async def scenario(ex: ExchangeHandle) -> None:
+        feed = DepthFeed(
+            "spot",
+            SYMBOLS,
+            rest_url=ex.rest_url,
+            stream_url=ex.ws_url,
+            implementation=impl,
+            **({"busy_poll": True} if busy else {}),
+        )
+        assert feed.busy_poll is busy
+        before = asyncio.all_tasks()
+        async with feed:
+            await feed.wait_synced(timeout=20)
+            pollers = [t for t in _new_tasks(before) if t.get_name().startswith("tickbook-busy-poll")]
+            assert len(pollers) == (1 if busy else 0)
+            polls = feed._busy_polls
+            await asyncio.sleep(0.05)
+            if busy:
+                assert feed._busy_polls - polls > 1  # it iterated while this coroutine slept once
+            else:
+                assert feed._busy_polls == 0
+        assert not _new_tasks(before), _new_tasks(before)
+        after = feed._busy_polls
+        await asyncio.sleep(0.02)
+        assert feed._busy_polls == after  # nothing spins once the feed has stopped
+        if busy:
+            assert pollers[0].done()
+
+    with exchange(make) as ex:
+        run(scenario(ex))
+
+
+def _observable(feed: DepthFeed) -> Any:
+    """Everything of a feed that a user can see: stats, counters, errors and every level."""
+    books = {
+        s: (b.state, b.last_update_id, b.bids_str(100_000), b.asks_str(100_000), b.stats())
+        for s, b in feed.books.items()
+    }
+    return feed.stats(), dict(feed.counters), list(feed.errors), books
+
+
+def test_warm_up_changes_no_book_fires_no_callback_and_counts_nothing(impl: str) -> None:
+    """The warm-up runs the whole hot path (its private book advances, its BBO moves) and
+    nothing of the feed's changes: no book, no callback, listener or state event, no counter,
+    no histogram, no error."""
+    from tickbook.feed.warm_up import WARM_UP_SYMBOL, HotPathWarmUp
+
+    make = generated(events=400)
+    fired: list[str] = []
+
+    async def scenario(ex: ExchangeHandle) -> None:
+        feed = DepthFeed(
+            "spot", SYMBOLS, rest_url=ex.rest_url, stream_url=ex.ws_url, implementation=impl, busy_poll=True
+        )
+        feed.on_bbo(lambda book: fired.append("bbo"))
+        feed.on_update(lambda book: fired.append("update"))
+        feed.on_state(lambda event: fired.append("state"))
+        listener = None
+        if impl == "c":
+            from tickbook._example_listener import SpreadWatch
+
+            listener = SpreadWatch()
+            feed.add_listener(listener)
+        async with feed:
+            await feed.wait_synced(timeout=20)
+        # Stopped: the books stay as they are, and nothing else can touch them now.
+        warm_up = feed._warm_up or HotPathWarmUp(feed._book_cls, feed._router_mod, feed.market, feed.speed)
+        before, calls = _observable(feed), len(fired)
+        heard = (listener.updates, listener.bbo_changes) if listener is not None else None
+        runs, first_id = warm_up.runs, warm_up.book.last_update_id
+        for _ in range(500):
+            warm_up()
+        assert _observable(feed) == before
+        assert len(fired) == calls
+        if listener is not None:
+            assert (listener.updates, listener.bbo_changes) == heard
+        # ... and the hot path did run, on the warm-up's own book, every time
+        assert warm_up.runs == runs + 500
+        assert warm_up.book.symbol == WARM_UP_SYMBOL
+        assert WARM_UP_SYMBOL not in feed.books
+        assert warm_up.book.synced
+        assert warm_up.book.last_update_id == first_id + 500
+        assert warm_up.slot.messages >= 500
+        assert warm_up.book.stats()["bbo_changes"] >= 500
+        assert warm_up.slot.bad_messages == warm_up.slot.callback_errors == warm_up.router.unrouted == 0
+        warm_up.book._check()
+
+    with exchange(make) as ex:
+        run(scenario(ex))
+    assert fired.count("state") >= len(SYMBOLS)  # the feed's own events did reach the callbacks
+
+
+@pytest.mark.parametrize("market", ["usdm", "coinm"])
+def test_warm_up_follows_the_futures_rule(impl: str, market: str) -> None:
+    """Futures books check ``pu``: the warm-up's frames carry it, and its book stays synced."""
+    from tickbook._types import Market
+    from tickbook.feed.feed import _implementation
+    from tickbook.feed.warm_up import HotPathWarmUp
+
+    book_cls, router_mod = _implementation(impl)
+    warm_up = HotPathWarmUp(book_cls, router_mod, Market.parse(market), "100ms")
+    for _ in range(101):
+        warm_up()
+    assert warm_up.book.synced
+    assert warm_up.book.stats()["applied"] == 101
+    assert warm_up.book.stats()["gaps"] == 0
+    warm_up.book._check()
+
+
+def test_busy_poll_warm_up_is_optional() -> None:
+    assert DepthFeed("spot", ["BTCUSDT"]).busy_poll is False  # the default: the loop sleeps
+    assert DepthFeed("spot", ["BTCUSDT"], busy_poll=True, busy_poll_warm_up=None).busy_poll_warm_up is None
+    with pytest.raises(ValueError, match="busy_poll_warm_up"):
+        DepthFeed("spot", ["BTCUSDT"], busy_poll=True, busy_poll_warm_up=0)

@@ -34,6 +34,7 @@ from tickbook.budget import RequestBudget
 from tickbook.feed.connection import AttemptLimiter, ControlError, Pacer, StreamConnection
 from tickbook.feed.endpoints import Endpoints, Environment, depth_route, depth_stream
 from tickbook.feed.snapshots import Snapshot, SnapshotScheduler
+from tickbook.feed.warm_up import HotPathWarmUp
 from tickbook.limits import depth_limit as normalise_depth_limit
 from tickbook.limits import weight
 
@@ -195,6 +196,11 @@ class DepthFeed:
     a ``RequestBudget`` shared with the other REST callers of the same host (a
     ``tickbook.trading.RestClient``'s ``client.budget``), so snapshots and other requests spend
     one weight count; default a budget of the feed's own (``weight_headroom``).
+    ``busy_poll``: keep the event loop from ever sleeping between messages, for the lowest
+    latency at low and middle message rates; it spends a whole CPU core (docs/feed.md, "Busy
+    polling"). Off by default. While busy polling with the Cython core, the hot path is run on a
+    made-up frame for a private book after every ``busy_poll_warm_up`` seconds (100 µs)
+    without a real message (None: never), which touches nothing of the feed's.
 
     Use as ``async with DepthFeed(...) as feed:`` or ``await feed.start()`` /
     ``await feed.stop()``. Callbacks run on the event loop inside the frame callback: keep
@@ -228,6 +234,8 @@ class DepthFeed:
         fetch_exchange_info: bool = True,
         session: aiohttp.ClientSession | None = None,
         budget: RequestBudget | None = None,
+        busy_poll: bool = False,
+        busy_poll_warm_up: float | None = 100e-6,
     ) -> None:
         self.market = Market.parse(market)
         if budget is not None and budget.market is not self.market:
@@ -270,6 +278,12 @@ class DepthFeed:
         self._own_session = session is None
         self._session = session
         self._attempts = AttemptLimiter(int(limits.attempts * 0.9), limits.attempts_window_s)
+        if busy_poll_warm_up is not None and not busy_poll_warm_up > 0:
+            raise ValueError(f"busy_poll_warm_up must be positive seconds or None, got {busy_poll_warm_up!r}")
+        self.busy_poll = bool(busy_poll)
+        self.busy_poll_warm_up = busy_poll_warm_up
+        self._busy_polls = 0  # loop iterations the busy poller has seen (busy_poll only)
+        self._warm_up: HotPathWarmUp | None = None  # made at start when busy polling
 
         self._symbols: list[str] = list(dict.fromkeys(s.upper() for s in symbols))
         self._slots: dict[str, Any] = {}  # symbol -> DepthSlot
@@ -412,6 +426,10 @@ class DepthFeed:
             await self.stop()
             raise
         self._spawn(self._watchdog())
+        if self.busy_poll:
+            if self.busy_poll_warm_up is not None and self.implementation == "c" and self._warm_up is None:
+                self._warm_up = HotPathWarmUp(self._book_cls, self._router_mod, self.market, self.speed)
+            self._spawn(self._busy_poll()).set_name(f"tickbook-busy-poll-{id(self):x}")
 
     async def stop(self) -> None:
         """Close every connection and stop every task; books stay readable."""
@@ -742,6 +760,36 @@ class DepthFeed:
             )
             self._lose(connection, why)
             await asyncio.sleep(self._backoff(1))
+
+    async def _busy_poll(self) -> None:
+        """``busy_poll``: hand control back to the loop at once, for ever. With a callback
+        always ready, the loop polls its sockets with a zero timeout instead of sleeping in
+        ``epoll_wait``, so the thread never goes idle and the CPU never drops into an idle
+        state between two messages (waking from one, with caches and predictors gone cold,
+        is most of a frame's cost at low rates). Frames are still read by the loop's own I/O
+        callbacks: this task only keeps the loop turning, one short step per iteration.
+
+        With a warm-up (``tickbook.feed.warm_up``): once per ``busy_poll_warm_up`` seconds,
+        if no connection delivered a message since the last look, the hot path runs once on
+        the warm-up's made-up frame (a couple of µs with the Cython core)."""
+        warm_up = self._warm_up
+        every = round((self.busy_poll_warm_up or 0.0) * 1e9)
+        clock = time.monotonic_ns
+        due = clock() + every
+        seen = -1
+        while not self._stopping:
+            self._busy_polls += 1
+            await asyncio.sleep(0)
+            if warm_up is not None and clock() >= due:
+                messages = sum(c.router.messages for c in self._connections)
+                if messages == seen:
+                    try:
+                        warm_up()
+                    except Exception as exc:  # never expected; the poller goes on without it
+                        self._problem(f"busy poll: warm-up failed, turned off: {exc!r}")
+                        warm_up = None
+                seen = messages
+                due = clock() + every
 
     def _finished(self, connection: StreamConnection) -> bool:
         """The feed is stopping, or a replacement took this connection's place."""
