@@ -4,10 +4,10 @@ Two kinds of server:
 
 * the local exchange (``tickbook.sim``), which enforces what Binance enforces: weights with
   429/418, signatures of all three key types, the timestamp window, its clock skew fault;
-* a scripted server (``Stub``, below) for what the local exchange does not serve (klines,
-  aggTrades, avgPrice, tickers, historicalTrades) and for transport failures it cannot
-  produce on demand (timeouts, 5xx, order-count headers). Its market-data answers are the
-  examples of Binance's documentation, so decoding is checked against the wire as published.
+* a scripted server (``Stub``, below) for Binance's documented market-data examples (so
+  decoding is checked against the wire as published; the local exchange's trade-derived
+  answers are tested in ``test_sim_market_data.py``) and for transport failures the local
+  exchange cannot produce on demand (timeouts, 5xx, order-count headers).
 
 Expected values come from the spec (``shared/binance-spec.md`` §4 signing vectors, §5 weights
 and limits, §10 retry rules), not from the code under test.

@@ -20,6 +20,32 @@ ever meets a lenient server learns nothing about its own limit handling:
   -1100/-1102 malformed or missing), always as ``{"code":..,"msg":".."}`` with the exchange's
   HTTP status.
 
+Trade-derived market data is computed from the replayed trades the exchange keeps
+(``RestContext.recent_trades``: the last 1000 ``trade`` events per symbol, oldest first) at the
+moment of the request; nothing older than that window exists for the local exchange:
+
+* ``historicalTrades`` (futures: API key header required, MARKET_DATA) is ``trades`` from
+  ``fromId`` on (default the most recent ``limit``);
+* ``aggTrades``: runs of consecutive trades at the same price and side (``m``), the run's
+  first trade id serving as its aggregate id ``a`` (stable while the window slides; the
+  oldest run may have lost its first trades); ``fromId`` wins over ``startTime``/``endTime``
+  (both inclusive, on ``T``), which take the first ``limit``, no parameter the last;
+* ``klines``: OHLCV of the trades in each interval bucket (epoch-aligned; weeks open on
+  Monday, ``1M`` on the calendar month; spot's ``timeZone`` shifts the boundaries), only
+  buckets with trades, taker buy volume from the trades whose buyer was the taker; buckets
+  open at or after ``startTime`` and at or before ``endTime``, the first ``limit`` with
+  ``startTime``, else the last;
+* ``avgPrice`` (spot): the volume-weighted price of the trades within 5 minutes (``mins``)
+  of the last trade, whose time is ``closeTime``;
+* ``ticker/24hr``: the trades within 24 hours of the last one (open, high, low, last,
+  volume, quote volume or COIN-M base volume, VWAP, count, first/last id); spot adds the true
+  book's best bid and ask and ``prevClosePrice`` 0 (the replay has no earlier day);
+  ``ticker/price``: the last trade's price (futures add its time; USD-M also at
+  ``/fapi/v2``). Without trades the prices are 0 and the ids -1.
+
+Derived amounts are written with 8 decimals on spot and exactly on futures; prices are the
+traded texts. Bad parameters: -1121 symbol, -1120 interval, -1102 missing, -1100 malformed.
+
 Faults come from the exchange's fault plan: ``http@N:STATUS`` (the N-th REST request fails
 with that status and the exchange's body for it), ``stale-snapshot`` (the next depth answer
 is older than the stream), ``slow-snapshot:S`` (the next depth answer is held S seconds after
@@ -54,8 +80,9 @@ import inspect
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -184,7 +211,13 @@ def market_paths(market: Market) -> dict[str, str]:
     """The served paths of ``market`` by short name (``ping``, ``depth``, ``account``, ...)."""
     p = _PREFIX[market]
     paths = {name: f"{p}/{name}" for name in ("ping", "time", "exchangeInfo", "depth", "trades")}
+    for name in ("historicalTrades", "aggTrades", "klines"):
+        paths[name] = f"{p}/{name}"
+    if market is Market.SPOT:
+        paths["avgPrice"] = f"{p}/avgPrice"
     paths["bookTicker"] = f"{p}/ticker/bookTicker"
+    paths["ticker24h"] = f"{p}/ticker/24hr"
+    paths["tickerPrice"] = f"{p}/ticker/price"
     paths["account"] = _ACCOUNT[market]
     return paths
 
@@ -230,6 +263,107 @@ def _decimal_text(value: Decimal, decimals: int | None) -> str:
     if decimals is not None:
         return f"{value.quantize(Decimal(1).scaleb(-decimals)):f}"
     return f"{value.normalize():f}"
+
+
+# ------------------------------------------------------------------------------------ trade-derived data
+
+_AVG_PRICE_MINS: Final = 5
+_MINUTE: Final = 60_000
+_DAY: Final = 1_440 * _MINUTE
+_INTERVAL_MS: Final[Mapping[str, int]] = {
+    "1s": 1_000,
+    **{f"{n}m": n * _MINUTE for n in (1, 3, 5, 15, 30)},
+    **{f"{n}h": n * 60 * _MINUTE for n in (1, 2, 4, 6, 8, 12)},
+    "1d": _DAY,
+    "3d": 3 * _DAY,
+    "1w": 7 * _DAY,
+    "1M": 31 * _DAY,  # calendar months: only its presence matters (_bucket_open)
+}
+_WEEK_ORIGIN: Final = 4 * _DAY  # 1970-01-05, a Monday: weekly candles open on Mondays
+_TIME_ZONE: Final = re.compile(r"([+-]?)([0-9]{1,2})(?::([0-9]{2}))?")
+_LONG_TEXT: Final = re.compile(r"-?[0-9]{1,19}")
+
+
+class _Trade(NamedTuple):
+    """One kept replayed trade: wire texts for prices written back as traded, Decimals for sums."""
+
+    id: int
+    price_text: str
+    qty_text: str
+    price: Decimal
+    qty: Decimal
+    time: int
+    maker: bool  # buyer is maker: the taker sold
+
+
+def _long(params: Mapping[str, str], name: str) -> int | None:
+    raw = params.get(name)
+    if raw is None:
+        return None
+    if not _LONG_TEXT.fullmatch(raw):
+        raise _illegal(name, "^-?[0-9]{1,19}$")
+    return int(raw)
+
+
+def _time_zone_ms(text: str | None) -> int:
+    """Spot klines' ``timeZone`` (``[-12:00, +14:00]``, hours or hours:minutes) in ms."""
+    if text is None or text == "":
+        return 0
+    match = _TIME_ZONE.fullmatch(text)
+    if match is None:
+        raise _illegal("timeZone", "[-12:00, +14:00]")
+    minutes = int(match.group(2)) * 60 + int(match.group(3) or 0)
+    minutes = -minutes if match.group(1) == "-" else minutes
+    if not -12 * 60 <= minutes <= 14 * 60:
+        raise _illegal("timeZone", "[-12:00, +14:00]")
+    return minutes * _MINUTE
+
+
+def _bucket_open(t: int, interval: str, shift: int) -> int:
+    """The open time of the ``interval`` candle holding ``t`` (epoch ms), boundaries in the
+    time zone ``shift`` ms east of UTC."""
+    local = t + shift
+    if interval == "1M":
+        day = datetime.fromtimestamp(local // 1000, tz=UTC)
+        first = datetime(day.year, day.month, 1, tzinfo=UTC)
+        return int(first.timestamp()) * 1000 - shift
+    size = _INTERVAL_MS[interval]
+    origin = _WEEK_ORIGIN if interval == "1w" else 0
+    return (local - origin) // size * size + origin - shift
+
+
+def _bucket_close(open_time: int, interval: str, shift: int) -> int:
+    """The last millisecond of the candle opening at ``open_time``."""
+    if interval == "1M":
+        start = datetime.fromtimestamp((open_time + shift) // 1000, tz=UTC)
+        year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
+        return int(datetime(year, month, 1, tzinfo=UTC).timestamp()) * 1000 - shift - 1
+    return open_time + _INTERVAL_MS[interval] - 1
+
+
+def _aggregate(trades: Sequence[_Trade]) -> list[list[_Trade]]:
+    """Runs of consecutive trades at the same price and side: the aggregate trades."""
+    groups: list[list[_Trade]] = []
+    for trade in trades:
+        last = groups[-1][-1] if groups else None
+        if last is not None and last.price == trade.price and last.maker == trade.maker:
+            groups[-1].append(trade)
+        else:
+            groups.append([trade])
+    return groups
+
+
+def _max_text(trades: Sequence[_Trade], pick: Callable[..., _Trade]) -> str:
+    """The traded price text of the highest (``max``) or lowest (``min``) trade."""
+    return pick(trades, key=lambda t: t.price).price_text
+
+
+def _vwap(trades: Sequence[_Trade]) -> Decimal:
+    """Volume-weighted average price: sum(price * qty) / sum(qty); 0 without trades."""
+    volume = sum((t.qty for t in trades), Decimal(0))
+    if not volume:
+        return Decimal(0)
+    return sum((t.price * t.qty for t in trades), Decimal(0)) / volume
 
 
 # ------------------------------------------------------------------------------------ the app
@@ -483,6 +617,11 @@ class _Api:
         recent = list(self.ctx.recent_trades(symbol))[-limit:]
         return _json_response([self._rest_trade(symbol, json.loads(payload)) for payload in recent])
 
+    def _contract_size(self, symbol: str) -> Decimal:
+        """A COIN-M contract's value: 100 USD (BTC) or 10 USD (the rest) when exchangeInfo is silent."""
+        default_size = 100 if symbol.startswith("BTC") else 10
+        return Decimal(str(self._meta(symbol).get("contractSize", default_size)))
+
     def _rest_trade(self, symbol: str, wire: Mapping[str, Any]) -> dict[str, Any]:
         """A ``trade`` stream event as the REST ``trades`` endpoint writes it."""
         price, qty = str(wire.get("p", "0")), str(wire.get("q", "0"))
@@ -492,9 +631,7 @@ class _Api:
         except InvalidOperation:
             p = q = Decimal(0)
         if self.market is Market.COINM:
-            # COIN-M contracts are 100 USD (BTC) or 10 USD (the rest) when exchangeInfo is silent.
-            default_size = 100 if symbol.startswith("BTC") else 10
-            size = Decimal(str(self._meta(symbol).get("contractSize", default_size)))
+            size = self._contract_size(symbol)
             out["baseQty"] = _decimal_text(q * size / p, 8) if p else "0"
         else:
             out["quoteQty"] = _decimal_text(p * q, 8 if not self.futures else None)
@@ -503,6 +640,215 @@ class _Api:
         if not self.futures:
             out["isBestMatch"] = bool(wire.get("M", True))
         return out
+
+    # ------------------------------------------------------------------ trade-derived market data
+
+    def _trade_rows(self, symbol: str) -> list[_Trade]:
+        """The kept replayed trades of ``symbol``, oldest first, parsed."""
+        rows: list[_Trade] = []
+        for payload in self.ctx.recent_trades(symbol):
+            wire = json.loads(payload)
+            try:
+                rows.append(
+                    _Trade(
+                        int(wire.get("t", 0)),
+                        str(wire["p"]),
+                        str(wire["q"]),
+                        Decimal(str(wire["p"])),
+                        Decimal(str(wire["q"])),
+                        int(wire.get("T", wire.get("E", 0))),
+                        bool(wire.get("m", False)),
+                    )
+                )
+            except (KeyError, InvalidOperation, TypeError, ValueError):
+                continue
+        return rows
+
+    def _num(self, value: Decimal) -> str:
+        """A derived amount on the wire: spot writes 8 decimals, futures exact text."""
+        return _decimal_text(value, 8 if not self.futures else None)
+
+    def _limit(self, params: Mapping[str, str], default: int, maximum: int) -> int:
+        raw = params.get("limit")
+        if raw is None:
+            return default
+        if not _LIMIT_TEXT.fullmatch(raw):
+            raise _illegal("limit", "^[0-9]{1,9}$")
+        return max(1, min(int(raw), maximum))
+
+    async def historical_trades(self, request: web.Request) -> web.Response:
+        params = _params(request)
+        if self.futures:
+            self._api_key_only(request)  # MARKET_DATA: the key header, no signature
+        symbol = self._symbol(params)
+        assert symbol is not None
+        limit = self._limit(params, 100 if self.futures else 500, 500 if self.futures else 1000)
+        from_id = _long(params, "fromId")
+        recent = [json.loads(p) for p in self.ctx.recent_trades(symbol)]
+        if from_id is None:
+            chosen = recent[-limit:]
+        else:
+            chosen = [w for w in recent if int(w.get("t", 0)) >= from_id][:limit]
+        return _json_response([self._rest_trade(symbol, wire) for wire in chosen])
+
+    async def agg_trades(self, request: web.Request) -> web.Response:
+        params = _params(request)
+        symbol = self._symbol(params)
+        assert symbol is not None
+        limit = self._limit(params, 500, 1000)
+        from_id, start, end = (_long(params, name) for name in ("fromId", "startTime", "endTime"))
+        aggs: list[dict[str, Any]] = []
+        for group in _aggregate(self._trade_rows(symbol)):
+            first = group[0]
+            agg: dict[str, Any] = {
+                "a": first.id,
+                "p": first.price_text,
+                "q": self._num(sum((t.qty for t in group), Decimal(0))),
+                "f": first.id,
+                "l": group[-1].id,
+                "T": first.time,
+                "m": first.maker,
+            }
+            if not self.futures:
+                agg["M"] = True
+            aggs.append(agg)
+        if from_id is not None:
+            aggs = [a for a in aggs if a["a"] >= from_id][:limit]
+        elif start is not None or end is not None:
+            lo, hi = start if start is not None else 0, end if end is not None else 2**63
+            aggs = [a for a in aggs if lo <= a["T"] <= hi][:limit]
+        else:
+            aggs = aggs[-limit:]
+        return _json_response(aggs)
+
+    async def klines(self, request: web.Request) -> web.Response:
+        params = _params(request)
+        symbol = self._symbol(params)
+        assert symbol is not None
+        interval = params.get("interval")
+        if not interval:
+            raise _mandatory("interval")
+        if interval not in _INTERVAL_MS or (interval == "1s" and self.futures):
+            raise ApiError(400, -1120, "Invalid interval.")
+        limit = self._limit(params, 500, 1500 if self.futures else 1000)
+        start, end = _long(params, "startTime"), _long(params, "endTime")
+        shift = _time_zone_ms(params.get("timeZone")) if not self.futures else 0
+        buckets: dict[int, list[_Trade]] = {}
+        for trade in self._trade_rows(symbol):
+            buckets.setdefault(_bucket_open(trade.time, interval, shift), []).append(trade)
+        rows: list[list[Any]] = []
+        for open_time, group in sorted(buckets.items()):
+            if (start is not None and open_time < start) or (end is not None and open_time > end):
+                continue
+            taker_buys = [t for t in group if not t.maker]
+            rows.append(
+                [
+                    open_time,
+                    group[0].price_text,
+                    _max_text(group, max),
+                    _max_text(group, min),
+                    group[-1].price_text,
+                    self._num(sum((t.qty for t in group), Decimal(0))),
+                    _bucket_close(open_time, interval, shift),
+                    self._num(sum((t.price * t.qty for t in group), Decimal(0))),
+                    len(group),
+                    self._num(sum((t.qty for t in taker_buys), Decimal(0))),
+                    self._num(sum((t.price * t.qty for t in taker_buys), Decimal(0))),
+                    "0",
+                ]
+            )
+        rows = rows[:limit] if start is not None else rows[-limit:]
+        return _json_response(rows)
+
+    async def avg_price(self, request: web.Request) -> web.Response:
+        params = _params(request)
+        symbol = self._symbol(params)
+        assert symbol is not None
+        trades = self._trade_rows(symbol)
+        close = trades[-1].time if trades else self.ctx.now_ms()
+        window = [t for t in trades if t.time > close - _AVG_PRICE_MINS * 60_000]
+        price = _vwap(window)
+        return _json_response({"mins": _AVG_PRICE_MINS, "price": _decimal_text(price, 8), "closeTime": close})
+
+    def _ticker_symbols(self, params: Mapping[str, str]) -> tuple[list[str], bool]:
+        """The symbols a ticker request asks for, and whether it named exactly one."""
+        one = self._symbol(params, required=False)
+        if one is not None:
+            return [one], True
+        names = self._symbols(params) if not self.futures else None
+        if self.futures and "pair" in params:  # COIN-M's pair filter
+            names = [s for s in self.source.symbols if self._meta(s).get("pair") == params["pair"]]
+        return list(names if names is not None else self.source.symbols), False
+
+    def _answer(self, items: list[dict[str, Any]], single: bool) -> web.Response:
+        # COIN-M answers a list even for one symbol (its pair may hold several contracts).
+        return _json_response(items[0] if single and self.market is not Market.COINM else items)
+
+    async def ticker_24h(self, request: web.Request) -> web.Response:
+        params = _params(request)
+        kind = params.get("type", "FULL") if not self.futures else "FULL"
+        if kind not in ("FULL", "MINI"):
+            raise _illegal("type", "^(FULL|MINI)$")
+        names, single = self._ticker_symbols(params)
+        return self._answer([self._stats_of(s, mini=kind == "MINI") for s in names], single)
+
+    def _stats_of(self, symbol: str, *, mini: bool) -> dict[str, Any]:
+        """24-hour statistics of ``symbol``: the kept trades of the 24 hours up to the last one."""
+        trades = self._trade_rows(symbol)
+        close = trades[-1].time if trades else self.ctx.now_ms()
+        trades = [t for t in trades if t.time > close - 86_400_000]
+        zero = self._num(Decimal(0))
+        first, last = (trades[0], trades[-1]) if trades else (None, None)
+        open_p = first.price if first is not None else Decimal(0)
+        last_p = last.price if last is not None else Decimal(0)
+        out: dict[str, Any] = {"symbol": symbol}
+        if self.market is Market.COINM:
+            out["pair"] = self._meta(symbol).get("pair", symbol.split("_", 1)[0])
+        if not mini:
+            change = last_p - open_p
+            percent = (change / open_p * 100) if open_p else Decimal(0)
+            out["priceChange"] = self._num(change)
+            out["priceChangePercent"] = f"{percent.quantize(Decimal('0.001')):f}"
+            out["weightedAvgPrice"] = self._num(_vwap(trades))
+            if not self.futures:
+                out["prevClosePrice"] = zero  # the replay has no earlier day
+        out["lastPrice"] = last.price_text if last is not None else zero
+        if not mini:
+            out["lastQty"] = last.qty_text if last is not None else zero
+            if not self.futures:
+                book = self._ticker_of(symbol)
+                out.update({k: book[k] for k in ("bidPrice", "bidQty", "askPrice", "askQty")})
+        out["openPrice"] = first.price_text if first is not None else zero
+        out["highPrice"] = _max_text(trades, max) if trades else zero
+        out["lowPrice"] = _max_text(trades, min) if trades else zero
+        volume = sum((t.qty for t in trades), Decimal(0))
+        out["volume"] = self._num(volume)
+        if self.market is Market.COINM:
+            size = self._contract_size(symbol)
+            out["baseVolume"] = self._num(sum((t.qty * size / t.price for t in trades), Decimal(0)))
+        else:
+            out["quoteVolume"] = self._num(sum((t.price * t.qty for t in trades), Decimal(0)))
+        out["openTime"] = first.time if first is not None else close - 86_400_000
+        out["closeTime"] = close
+        out["firstId"] = first.id if first is not None else -1
+        out["lastId"] = last.id if last is not None else -1
+        out["count"] = len(trades)
+        return out
+
+    async def ticker_price(self, request: web.Request) -> web.Response:
+        params = _params(request)
+        names, single = self._ticker_symbols(params)
+        items: list[dict[str, Any]] = []
+        for symbol in names:
+            trades = self._trade_rows(symbol)
+            item: dict[str, Any] = {"symbol": symbol}
+            if self.market is Market.COINM:
+                item["ps"] = self._meta(symbol).get("pair", symbol.split("_", 1)[0])
+            item["price"] = trades[-1].price_text if trades else self._num(Decimal(0))
+            if self.futures:
+                item["time"] = trades[-1].time if trades else self.ctx.now_ms()
+            items.append(item)
+        return self._answer(items, single)
 
     # ------------------------------------------------------------------ signed endpoints
 
@@ -867,6 +1213,15 @@ def build_multi_app(
         app.router.add_get(paths["depth"], api.depth)
         app.router.add_get(paths["bookTicker"], api.book_ticker)
         app.router.add_get(paths["trades"], api.trades)
+        app.router.add_get(paths["historicalTrades"], api.historical_trades)
+        app.router.add_get(paths["aggTrades"], api.agg_trades)
+        app.router.add_get(paths["klines"], api.klines)
+        app.router.add_get(paths["ticker24h"], api.ticker_24h)
+        app.router.add_get(paths["tickerPrice"], api.ticker_price)
+        if "avgPrice" in paths:
+            app.router.add_get(paths["avgPrice"], api.avg_price)
+        if api.market is Market.USDM:  # v2 is the current version of the same answer
+            app.router.add_get("/fapi/v2/ticker/price", api.ticker_price)
         if ("GET", paths["account"]) not in served:  # the engine's account knows open orders
             app.router.add_get(paths["account"], api.account)
         if api.private is not None and api.futures:

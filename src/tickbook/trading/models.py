@@ -199,7 +199,8 @@ class Ticker24h(_Model, frozen=True):
     """``GET /api/v3/ticker/24hr`` (FULL or MINI) and ``/fapi/v1/ticker/24hr``.
 
     Spot FULL adds ``prevClosePrice`` and the best bid/ask; MINI drops the change fields;
-    futures has no bid/ask. Missing keys read ``None``.
+    futures has no bid/ask. COIN-M counts volume in contracts and its turnover in the base
+    coin (``baseVolume``, ``pair``), with no ``quoteVolume``. Missing keys read ``None``.
     """
 
     symbol: str
@@ -208,10 +209,12 @@ class Ticker24h(_Model, frozen=True):
     high_price: Decimal
     low_price: Decimal
     volume: Decimal
-    quote_volume: Decimal
     open_time: int
     close_time: int
     count: int
+    quote_volume: Decimal | None = None  # spot and USD-M
+    base_volume: Decimal | None = None  # COIN-M
+    pair: str | None = None  # COIN-M
     first_id: int | None = None  # -1 when no trade in the window
     last_id: int | None = None
     price_change: Decimal | None = None
