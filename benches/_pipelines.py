@@ -19,14 +19,18 @@ distort the comparison.
 
 Three kinds of pass over a dataset (one pass is one benchmark round):
 
-* ``end_to_end``: raw bytes -> decode -> validate -> apply -> best bid/ask read;
+* ``end_to_end``: raw bytes -> decode -> validate -> apply -> best bid/ask read (the core:
+  ``OrderBook.apply_frame`` on the raw bytes, its C scan of the exchange's exact layout);
 * ``apply_only``: the same, from events decoded before the pass (the tickbook books get the
   msgspec Structs with raw level spans, since parsing those is part of their apply; the
   Python-dict books get the levels already converted to their key type);
 * ``decode_only``: the decoders alone (see ``DECODERS``).
 
-Plus the floor: msgspec decode with raw level spans and ``OrderBook._parse_only`` (the same
-scan and int64 conversion as the core's apply, with no book work).
+Plus the parse-only floors (``FLOORS``): ``floor`` is ``OrderBook._scan_only``, the frame
+scan of ``apply_frame`` alone (envelope, update IDs, every price and quantity parsed to
+int64, no book work); ``floor-msgspec`` is the msgspec path's floor: msgspec decode with
+raw level spans and ``OrderBook._parse_only`` (the same level scan and int64 conversion as
+``apply_event``, with no book work).
 """
 
 from __future__ import annotations
@@ -378,6 +382,11 @@ class Pipeline:
     needs: str | None = None  # optional module this pipeline needs ("orjson", "order_book")
     end_to_end_ok = True
     apply_only_ok = True
+    apply_label = ""  # the apply-only row's label, if its pass is not what ``label`` says
+
+    @classmethod
+    def apply_only_label(cls) -> str:
+        return cls.apply_label or cls.label
 
     def __init__(self, ds: Dataset) -> None:
         self.ds = ds
@@ -451,9 +460,37 @@ class _TickbookBook(Pipeline):
 
 
 class TickbookCore(_TickbookBook):
+    """The core as the feed drives it: ``apply_frame`` on the raw bytes of each message (its C
+    scan of the exchange's exact layout; msgspec + ``apply_event`` for any other layout).
+
+    Its apply-only pass is the inherited one: ``apply_event`` on pre-decoded msgspec Raw
+    events (the book work, level parsing included)."""
+
     key = "tickbook"
-    label = "tickbook core (msgspec Raw levels)"
+    label = "tickbook core (apply_frame: C frame scan)"
+    apply_label = "tickbook core (apply_event on msgspec Raw events)"
     cls = CoreBook
+
+    @classmethod
+    def available(cls) -> bool:
+        return CoreBook is not None
+
+    def end_to_end(self) -> None:
+        book = self.book
+        apply, best_bid, best_ask = book.apply_frame, book.best_bid_ticks, book.best_ask_ticks
+        for raw in self.ds.messages:
+            apply(raw)
+            best_bid()
+            best_ask()
+
+
+class TickbookCoreMsgspec(_TickbookBook):
+    """The core's previous end-to-end path: msgspec combined Raw decode -> ``apply_event``."""
+
+    key = "tickbook-msgspec"
+    label = "tickbook core, msgspec Raw decode + apply_event"
+    cls = CoreBook
+    apply_only_ok = False  # the apply-only row of the core is the same work
 
     @classmethod
     def available(cls) -> bool:
@@ -782,6 +819,7 @@ class TutorialDict(_FloatBook):
 
 PIPELINES: list[type[Pipeline]] = [
     TickbookCore,
+    TickbookCoreMsgspec,
     TickbookCoreTyped,
     TickbookReference,
     SortedDictFloat,
@@ -794,17 +832,81 @@ PIPELINES: list[type[Pipeline]] = [
 BY_KEY = {p.key: p for p in PIPELINES}
 
 
-class Floor:
-    """The parse-only floor: msgspec Raw decode + ``OrderBook._parse_only(b, a)``, no book."""
+class FloorMismatch(AssertionError):
+    """A recorded message does not take the core's C frame scan (the floor would be wrong)."""
 
-    key = "floor"
-    label = "floor: msgspec Raw decode + _parse_only"
+
+class _Floor:
+    """A parse-only floor: the parsing the core does on a message, with no book work.
+
+    ``apply_only`` (both floors): ``OrderBook._parse_only(b, a)`` of the pre-decoded Raw
+    spans, the parsing inside the core's apply-only pass."""
+
+    key = ""
+    label = ""
 
     def __init__(self, ds: Dataset) -> None:
         self.ds = ds
         core = TickbookCore(ds)
-        core.setup()  # sets the scales; _parse_only leaves the book as it is
+        core.setup()  # sets the scales; the floors leave the book as it is
         self.book = core.book
+
+    def end_to_end(self) -> None:
+        raise NotImplementedError
+
+    def apply_only(self, events: list[Any]) -> None:
+        parse = self.book._parse_only
+        for ev in events:
+            parse(ev.b, ev.a)
+
+
+class Floor(_Floor):
+    """The floor of the core's end to end: ``OrderBook._scan_only(raw)``, the C frame scan of
+    ``apply_frame`` alone (envelope, symbol, update IDs, every price and quantity to int64).
+
+    Built only if every message of the dataset takes the C path (``_scan_only`` returns a
+    tuple, with the update IDs msgspec reads): checked here, outside the timed region."""
+
+    key = "floor"
+    label = "floor: C frame scan only (`_scan_only`)"
+
+    def __init__(self, ds: Dataset) -> None:
+        super().__init__(ds)
+        self.verify()
+
+    def verify(self) -> None:
+        """Every message takes the C path and the scan sees all its levels (and, on the first
+        and last message, the update IDs msgspec reads); raise ``FloorMismatch`` otherwise."""
+        ds, scan = self.ds, self.book._scan_only
+        scans = [scan(raw) for raw in ds.messages]
+        missed = [i for i, got in enumerate(scans) if got is None]
+        if missed:
+            raise FloorMismatch(
+                f"{ds.key}: _scan_only returned None (not the exact layout: the core falls back "
+                f"to msgspec) for {len(missed):,} of {len(ds.messages):,} messages, first at "
+                f"index {missed[0]}: {ds.messages[missed[0]][:200]!r}"
+            )
+        for i, (got, n) in enumerate(zip(scans, ds.level_counts, strict=True)):
+            if got[4] + got[5] != n:
+                raise FloorMismatch(f"{ds.key}: _scan_only saw {got[4]} + {got[5]} levels at {i}, not {n}")
+        for i in (0, len(ds.messages) - 1):
+            got, ev = scans[i], _IDS.decode(ds.messages[i]).data
+            if (got[0], got[1]) != (ev.U, ev.u):
+                raise FloorMismatch(
+                    f"{ds.key}: _scan_only read U, u = {got[:2]} at {i}, msgspec {ev.U}, {ev.u}"
+                )
+
+    def end_to_end(self) -> None:
+        scan = self.book._scan_only
+        for raw in self.ds.messages:
+            scan(raw)
+
+
+class FloorMsgspec(_Floor):
+    """The msgspec path's floor: msgspec Raw decode + ``OrderBook._parse_only(b, a)``, no book."""
+
+    key = "floor-msgspec"
+    label = "floor: msgspec Raw decode + _parse_only"
 
     def end_to_end(self) -> None:
         decode = _combined_raw(self.ds).decode
@@ -813,10 +915,9 @@ class Floor:
             ev = decode(raw).data
             parse(ev.b, ev.a)
 
-    def apply_only(self, events: list[Any]) -> None:
-        parse = self.book._parse_only
-        for ev in events:
-            parse(ev.b, ev.a)
+
+#: the floors, by key: ``floor`` runs end to end and apply only, ``floor-msgspec`` end to end
+FLOORS: dict[str, type[_Floor]] = {Floor.key: Floor, FloorMsgspec.key: FloorMsgspec}
 
 
 # ------------------------------------------------------------------------------ memory

@@ -1,4 +1,4 @@
-"""Benchmarks: decode only, apply only, end to end, and the parse-only floor, per dataset.
+"""Benchmarks: decode only, apply only, end to end, and the parse-only floors, per dataset.
 
 One round is one full pass over a dataset's messages from a fresh book (built from the
 snapshot in an untimed setup). An untimed warmup (``_warmup``) measures the length of a pass,
@@ -90,7 +90,8 @@ def test_apply_only(benchmark: Any, dataset: pl.Dataset, key: str, rounds_for: A
     """Pre-decoded events -> validate -> apply -> best bid and ask, every message."""
     p = _pipeline(dataset, key)
     rounds = rounds_for(_warmup(dataset, key, "apply only"))
-    _bench(benchmark, rounds, p.ds, "apply only", key, p.label, _pass(p, "apply only"), p.setup)
+    label = p.apply_only_label()
+    _bench(benchmark, rounds, p.ds, "apply only", key, label, _pass(p, "apply only"), p.setup)
     assert p.bbo() == pl.expected_bbo(p.ds)
 
 
@@ -105,17 +106,21 @@ def test_decode_only(benchmark: Any, dataset: pl.Dataset, key: str, rounds_for: 
     _bench(benchmark, rounds_for(seconds), dataset, "decode only", key, label, run)
 
 
-def test_floor_end_to_end(benchmark: Any, dataset: pl.Dataset, rounds_for: Any) -> None:
-    """The parse-only floor: msgspec Raw decode + ``_parse_only`` of both sides, no book."""
+@pytest.mark.parametrize("key", list(pl.FLOORS))
+def test_floor_end_to_end(benchmark: Any, dataset: pl.Dataset, key: str, rounds_for: Any) -> None:
+    """The parse-only floors, no book: ``floor`` is the core's C frame scan alone
+    (``_scan_only``, every message checked to take the C path before timing);
+    ``floor-msgspec`` is msgspec Raw decode + ``_parse_only`` of both sides."""
     if not pl.TickbookCore.available():
         pytest.skip("the core is not built")
-    floor = pl.Floor(dataset)
+    floor = pl.FLOORS[key](dataset)
     seconds = pl.time_pass(floor.end_to_end)
-    _bench(benchmark, rounds_for(seconds), dataset, "end to end", "floor", floor.label, floor.end_to_end)
+    _bench(benchmark, rounds_for(seconds), dataset, "end to end", key, floor.label, floor.end_to_end)
 
 
 def test_floor_apply_only(benchmark: Any, dataset: pl.Dataset, rounds_for: Any) -> None:
-    """The floor of apply only: ``_parse_only`` of the pre-decoded raw spans, no book."""
+    """The floor of apply only: ``_parse_only`` of the pre-decoded raw spans, no book (the
+    parsing inside the core's apply-only pass, ``apply_event`` on the same events)."""
     if not pl.TickbookCore.available():
         pytest.skip("the core is not built")
     floor = pl.Floor(dataset)

@@ -49,7 +49,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--bench-pipelines",
         default="",
-        help="comma-separated pipeline/decoder keys to run (floor: the parse-only floor); default all",
+        help="comma-separated pipeline/decoder keys to run (floor, floor-msgspec: the parse-only "
+        "floors); default all",
     )
 
 

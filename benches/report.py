@@ -101,8 +101,8 @@ def run_isolated(json_path: Path, extra: list[str], keys: list[str]) -> dict[str
 
 
 def all_keys() -> list[str]:
-    """Every pipeline and decoder key the suite knows, and the floor."""
-    return [p.key for p in pl.PIPELINES] + list(pl.DECODERS) + ["floor"]
+    """Every pipeline and decoder key the suite knows, and the floors."""
+    return [p.key for p in pl.PIPELINES] + list(pl.DECODERS) + list(pl.FLOORS)
 
 
 # ------------------------------------------------------------------------------ results
@@ -207,11 +207,13 @@ def _kind_table(res: Results, dataset: str, kind: str, base: str) -> str:
 def latency(ds: pl.Dataset, passes: int = 5) -> dict[str, Any]:
     """Per-message latency of the core, end to end, and the fixed/per-level cost of each stage.
 
-    Each message is timed in three stages: decode (msgspec Raw), parse only (``_parse_only``,
-    the floor's work) and apply + best bid/ask read (``apply_event``, which parses again).
-    The percentiles pool every pass; the fits (least squares of the fastest of the passes
-    per message against its level count) split each stage into a fixed cost per message and
-    a cost per level.
+    The core's end to end is the feed's path: ``apply_frame(raw)`` + best bid/ask read; the
+    percentiles are of that stage alone. Each message is then timed in two more stages, after
+    it (so they never warm the frame for it): the frame scan only (``_scan_only``, the floor's
+    work, which ``apply_frame`` does inside) and, for reference, the msgspec Raw decode of the
+    previous path. The percentiles pool every pass; the fits (least squares of the fastest of
+    the passes per message against its level count) split each stage into a fixed cost per
+    message and a cost per level.
     """
     clock = time.perf_counter_ns
     deltas = []
@@ -219,29 +221,31 @@ def latency(ds: pl.Dataset, passes: int = 5) -> dict[str, Any]:
         t0 = clock()
         deltas.append(clock() - t0)
     n = len(ds.messages)
-    best = [[1 << 62] * n for _ in range(3)]
+    stages = ("apply", "scan", "decode")
+    best = [[1 << 62] * n for _ in stages]
     pooled: list[int] = []
-    decode = pl.TickbookCore.decoder(ds).decode
+    decode = pl.TickbookCoreMsgspec.decoder(ds).decode
+    pl.Floor(ds)  # every message takes the C path, or this raises
     for i in range(passes + 1):  # the first pass is a warmup
         core = pl.TickbookCore(ds)
         core.setup()
         book = core.book
-        apply, bid, ask, parse = book.apply_event, book.best_bid_ticks, book.best_ask_ticks, book._parse_only
+        apply, bid, ask, scan = book.apply_frame, book.best_bid_ticks, book.best_ask_ticks, book._scan_only
         gc.collect()
         gc.disable()
         try:
             for j, raw in enumerate(ds.messages):
                 t0 = clock()
-                ev = decode(raw).data
-                t1 = clock()
-                parse(ev.b, ev.a)
-                t2 = clock()
-                apply(ev)
+                apply(raw)
                 bid()
                 ask()
+                t1 = clock()
+                scan(raw)
+                t2 = clock()
+                _ = decode(raw).data
                 t3 = clock()
                 if i:
-                    pooled.append((t1 - t0) + (t3 - t2))
+                    pooled.append(t1 - t0)
                     for stage, dt in enumerate((t1 - t0, t2 - t1, t3 - t2)):
                         if dt < best[stage][j]:
                             best[stage][j] = dt
@@ -254,7 +258,7 @@ def latency(ds: pl.Dataset, passes: int = 5) -> dict[str, Any]:
         return pooled[min(len(pooled) - 1, int(q * len(pooled)))]
 
     fits = {}
-    for stage, name in enumerate(("decode", "parse", "apply")):
+    for stage, name in enumerate(stages):
         slope, intercept = statistics.linear_regression(ds.level_counts, best[stage])
         fits[name] = (intercept, slope)
     return {
@@ -342,8 +346,16 @@ def _targets(res: Results, memory: list[dict[str, Any]] | None) -> tuple[str, li
     rows: list[list[str]] = []
     unmet: list[str] = []
 
-    def add(name: str, dataset: str, value: float | None, goal: str, ok: bool | None, detail: str) -> None:
-        status = "n/a" if ok is None else ("**met**" if ok else "**not met**")
+    def add(
+        name: str,
+        dataset: str,
+        value: float | None,
+        goal: str,
+        ok: bool | None,
+        detail: str,
+        status: str = "",
+    ) -> None:
+        status = status or ("n/a" if ok is None else ("**met**" if ok else "**not met**"))
         rows.append([name, dataset, _x(value) if value is not None else "n/a", goal, status, detail])
         if ok is False and "(info)" not in dataset:
             unmet.append(f"{name} ({dataset}): {_x(value)} against {goal}")
@@ -390,6 +402,20 @@ def _targets(res: Results, memory: list[dict[str, Any]] | None) -> tuple[str, li
                 f"floor {_ns(floor.ns_msg)} ns/msg; core {_ns(core.ns_msg)}, "
                 f"needs <= {_ns(floor.ns_msg * TARGETS['floor'])}",
             )
+        core_ms = res.get(ds, "end to end", "tickbook-msgspec")
+        floor_ms = res.get(ds, "end to end", "floor-msgspec")
+        if core_ms is not None and floor_ms is not None:
+            v = core_ms.ns_msg / floor_ms.ns_msg
+            add(
+                "end to end / parse-only floor, msgspec decode path",
+                f"{ds} (info)",
+                v,
+                "not a target",
+                None,
+                f"floor (msgspec Raw + _parse_only) {_ns(floor_ms.ns_msg)} ns/msg; core "
+                f"(msgspec Raw + apply_event) {_ns(core_ms.ns_msg)}",
+                status="*(info)*",
+            )
         sd = res.get(ds, "apply only", "sorteddict-float")
         capply = res.get(ds, "apply only", "tickbook")
         if sd is not None and capply is not None:
@@ -423,10 +449,47 @@ def _targets(res: Results, memory: list[dict[str, Any]] | None) -> tuple[str, li
     return _table(headers, rows, "llrlll"), unmet
 
 
+def _pct(part: float, whole: float) -> str:
+    return f"{_ns(part)} ({part / whole:.0%})"
+
+
 def _breakdown(res: Results) -> str:
+    """The core's end to end (``apply_frame``) against its floor (``_scan_only``), and what the
+    frame scan saves over the msgspec path; every cell from this run, "n/a" where a row is missing."""
     rows = []
     for ds in res.datasets():
         e2e = res.get(ds, "end to end", "tickbook")
+        floor = res.get(ds, "end to end", "floor")
+        if not (e2e and floor):
+            continue
+        book = e2e.ns_msg - floor.ns_msg
+        ms = res.get(ds, "end to end", "tickbook-msgspec")
+        rows.append(
+            [
+                ds,
+                _ns(e2e.ns_msg),
+                _pct(floor.ns_msg, e2e.ns_msg),
+                _pct(book, e2e.ns_msg),
+                _ns(ms.ns_msg) if ms else "n/a",
+                f"{_ns(ms.ns_msg - e2e.ns_msg)} ({1 - e2e.ns_msg / ms.ns_msg:.0%})" if ms else "n/a",
+            ]
+        )
+    headers = [
+        "dataset",
+        "core end to end (`apply_frame` + reads), ns/msg",
+        "frame scan (floor: decode + parse, `_scan_only`)",
+        "book work + calls + reads (end to end - floor)",
+        "msgspec path end to end, ns/msg",
+        "saved by the frame scan",
+    ]
+    return _table(headers, rows) if rows else ""
+
+
+def _breakdown_msgspec(res: Results) -> str:
+    """The msgspec path (msgspec Raw decode + ``apply_event``), split with its own floor."""
+    rows = []
+    for ds in res.datasets():
+        e2e = res.get(ds, "end to end", "tickbook-msgspec")
         app = res.get(ds, "apply only", "tickbook")
         dec = res.get(ds, "decode only", "msgspec-raw")
         parse = res.get(ds, "apply only", "floor")
@@ -438,21 +501,21 @@ def _breakdown(res: Results) -> str:
             [
                 ds,
                 _ns(e2e.ns_msg),
-                f"{_ns(dec.ns_msg)} ({dec.ns_msg / e2e.ns_msg:.0%})",
-                f"{_ns(parse.ns_msg)} ({parse.ns_msg / e2e.ns_msg:.0%})",
-                f"{_ns(book)} ({book / e2e.ns_msg:.0%})",
-                f"{_ns(rest)} ({rest / e2e.ns_msg:.0%})",
+                _pct(dec.ns_msg, e2e.ns_msg),
+                _pct(parse.ns_msg, e2e.ns_msg),
+                _pct(book, e2e.ns_msg),
+                _pct(rest, e2e.ns_msg),
             ]
         )
     headers = [
         "dataset",
-        "core end to end, ns/msg",
+        "msgspec path end to end, ns/msg",
         "msgspec Raw decode",
-        "parse to int64",
-        "book work + calls + reads",
+        "parse to int64 (`_parse_only`)",
+        "book work + calls + reads (apply only - parse)",
         "rest: end to end - decode - apply only",
     ]
-    return _table(headers, rows)
+    return _table(headers, rows) if rows else ""
 
 
 def _latency_table(lat: dict[str, dict[str, Any]]) -> str:
@@ -466,13 +529,13 @@ def _latency_table(lat: dict[str, dict[str, Any]]) -> str:
                 f"{m['p99']:,}",
                 f"{m['p999']:,}",
                 f"{m['max']:,}",
-                f"{fits['decode'][0]:,.0f} + {fits['decode'][1]:.1f}/level",
-                f"{fits['parse'][0]:,.0f} + {fits['parse'][1]:.1f}/level",
+                f"{fits['scan'][0]:,.0f} + {fits['scan'][1]:.1f}/level",
                 f"{fits['apply'][0]:,.0f} + {fits['apply'][1]:.1f}/level",
+                f"{fits['decode'][0]:,.0f} + {fits['decode'][1]:.1f}/level",
             ]
         )
     headers = ["dataset", "p50 ns", "p99 ns", "p99.9 ns", "max ns"]
-    headers += ["decode fit", "parse-only fit", "apply+read fit"]
+    headers += ["frame scan fit (`_scan_only`)", "apply_frame+read fit", "msgspec Raw decode fit (old path)"]
     return _table(headers, rows)
 
 
@@ -550,10 +613,19 @@ def render(
         "existing parts (here the fastest of msgspec + SortedDict[float], msgspec +",
         "SortedDict[Decimal], orjson + SortedDict[float] and msgspec + bmoscon order-book, on each",
         "dataset) and at least 100x faster than the tutorial approach; end to end within 2.5x of",
-        "the parse-only floor (msgspec Raw decode + `_parse_only`: scan every message and parse",
-        "every price and quantity to int64, no book); apply only at least 10x faster than",
-        "SortedDict keyed by pre-decoded floats; memory at most 32 bytes per level (an aim). Rows",
-        "marked *(info)* are on the generated stream, which the targets do not name.",
+        "the parse-only floor; apply only at least 10x faster than SortedDict keyed by pre-decoded",
+        "floats; memory at most 32 bytes per level (an aim).",
+        "",
+        "The core's end to end is the feed's path, `OrderBook.apply_frame` on each raw message: one",
+        "C pass over the exchange's exact layout (envelope, symbol check, update-ID rules, every",
+        "level parsed and applied), with msgspec + `apply_event` as the fallback for any other",
+        "layout. Its parse-only floor is `_scan_only`, the same C frame scan alone (decode the",
+        "envelope and the update IDs, parse every price and quantity to int64 into scratch, no book",
+        "work); before timing, every recorded message is checked to take the C path (`_scan_only`",
+        "returns a result for each one, with all its levels), so neither side ever falls back.",
+        "Rows marked *(info)* are not targets: those on the generated stream, which the targets do",
+        "not name, and *msgspec decode path*, the previous end to end (msgspec Raw decode +",
+        "`apply_event`) against its own floor (msgspec Raw decode + `_parse_only`), for comparison.",
         "",
     ]
     targets, unmet = _targets(res, memory)
@@ -563,21 +635,37 @@ def render(
     out += [
         "## Where the core's time goes",
         "",
-        "From the same run: decode only (msgspec Raw), apply only of the parse-only floor",
-        "(`_parse_only` of the pre-decoded raw spans) and the core's apply only; *book work* is",
-        "apply only minus parse.",
-        "",
-        _breakdown(res),
+        "From the same run: the core's end to end (`apply_frame` + best bid/ask reads) and its",
+        "floor, the frame scan alone (`_scan_only`: decode and parse, no book); *book work + calls",
+        "+ reads* is the difference (the update-ID rules, the level updates, the Python calls and",
+        "the two reads). *Saved by the frame scan* is the msgspec path's end to end (msgspec Raw",
+        "decode + `apply_event` + reads) minus the core's.",
         "",
     ]
+    breakdown = _breakdown(res)
+    out += [breakdown, ""] if breakdown else ["(not measured in this run)", ""]
+    breakdown_ms = _breakdown_msgspec(res)
+    if breakdown_ms:
+        out += [
+            "The msgspec path, for comparison: decode only (msgspec Raw), apply only of its floor",
+            "(`_parse_only` of the pre-decoded raw spans) and the core's apply only (`apply_event` on",
+            "the same events); *book work* is apply only minus parse; *rest* is what the msgspec",
+            "path's end to end adds to decode + apply only.",
+            "",
+            breakdown_ms,
+            "",
+        ]
     if lat:
         first = next(iter(lat.values()))
         out += [
-            "Latency per message, core end to end (decode + apply + best bid/ask read), each message",
-            "timed on its own over 5 passes after a warmup (percentiles over all passes; the max is",
-            "usually the scheduler: the cores are shared). The fits are least squares of the fastest",
-            "pass per message against its level count: fixed ns per message + ns per level, per",
-            "stage; *parse-only* is the floor's work, which *apply+read* repeats inside.",
+            "Latency per message, core end to end (`apply_frame`: decode + apply, then the best",
+            "bid/ask read), each message timed on its own over 5 passes after a warmup (percentiles",
+            "over all passes; the max is usually the scheduler: the cores are shared). The fits are",
+            "least squares of the fastest pass per message against its level count: fixed ns per",
+            "message + ns per level, per stage; *frame scan* is the floor's work (`_scan_only`),",
+            "which *apply_frame+read* does inside; *msgspec Raw decode* is the first stage of the",
+            "previous path, for reference. The two extra stages are timed after `apply_frame`, so",
+            "they never warm the message for it.",
             f"`perf_counter` resolution {first['resolution_ns']:.0f} ns; one timer call costs about"
             f" {first['timer_call_median_ns']:.0f} ns (median), included in each stage.",
             "",
@@ -619,12 +707,14 @@ def render(
         "- Warmup: a tenth of the messages, then one full pass for any pipeline under a second a",
         "  pass; that warmup also sets the number of rounds (about `--bench-budget` seconds per",
         "  benchmark, at least `--bench-min-rounds`). The GC is off for the whole benchmark.",
-        "- Validation: the tickbook books validate inside `apply_event` (their sync rule); every",
-        "  other pipeline checks the continuity rule itself (spot `U <= previous u + 1`, futures",
-        "  `pu == previous u`), as a careful bot does.",
+        "- Validation: the tickbook books validate inside `apply_frame` / `apply_event` (their sync",
+        "  rule); every other pipeline checks the continuity rule itself (spot `U <= previous u + 1`,",
+        "  futures `pu == previous u`), as a careful bot does.",
         "- *apply only* starts from events decoded before the pass: the tickbook books get the",
         "  msgspec Structs with raw level spans (parsing them is part of their apply), the other",
-        "  books get levels already converted to their key type (float or Decimal).",
+        "  books get levels already converted to their key type (float or Decimal). The core's",
+        "  apply only is therefore `apply_event` on those Structs (no `apply_frame`: its frame scan",
+        "  is decode and parse in one).",
         "- bmoscon's `order-book` sorts a side's keys on the first read after a change, so reading",
         "  the best level after every message costs it a sort per message; its apply-only row",
         "  *best read only at the end* shows the same work without the per-message reads (not",

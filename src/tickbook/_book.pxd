@@ -10,11 +10,11 @@ same names wrap these.
 cimport cython
 from libc.stdint cimport int32_t, int64_t
 
-# Levels per block of a side. 64 keys plus 64 quantities is 1 KiB: a block
-# stays within a few cache lines for the binary search, and an insert or a
-# delete moves at most 63 pairs.
+# Levels per block of a side. 32 keys plus 32 quantities is 512 bytes: the
+# search reads 5 cache lines at most, an insert or a delete moves at most 31
+# pairs (chosen by measurement; see the storage notes in _book.pyx).
 cdef enum:
-    BLOCK_CAP = 64
+    BLOCK_CAP = 32
 
 cdef struct Block:
     int32_t n                   # levels in use, 1..BLOCK_CAP (an empty block is freed)
@@ -55,6 +55,22 @@ cdef enum:
     F_GAP = 16
     F_CROSSED = 32
 
+# apply_frame_c only: the message is not in the exchange's exact layout (or names another
+# symbol, or the scales are not known yet); nothing was read into the book or counted, and
+# the caller decodes it with msgspec and applies it through the general path.
+cdef enum:
+    F_DECLINED = 64
+
+# What the frame scan read from one depth message (levels go to the book's scratch arrays).
+cdef struct FrameScan:
+    int seen                    # K_* bits of the keys met
+    int64_t event_time          # E
+    int64_t first_id            # U
+    int64_t final_id            # u
+    int64_t prev_final_id       # pu (futures), else -1
+    Py_ssize_t bids_at, bids_len, asks_at, asks_len   # the raw level arrays, for buffering
+    Py_ssize_t nb, na           # parsed levels per side (bids first in scratch)
+
 cdef enum:
     SNAPSHOT_STALE = 0
     SNAPSHOT_BRIDGING = 1
@@ -67,6 +83,7 @@ cdef class OrderBook:
     cdef Side _bids                 # owned storage
     cdef Side _asks                 # owned storage
     cdef str _symbol
+    cdef bytes _symbol_bytes        # ASCII of _symbol, for the frame scan
     cdef object _market             # tickbook._types.Market
     cdef bint _futures              # USD-M / COIN-M rules (pu), else spot rules
     cdef int _pscale                # price scale, -1 until known
@@ -104,6 +121,15 @@ cdef class OrderBook:
                             const char* bids, Py_ssize_t bids_len,
                             const char* asks, Py_ssize_t asks_len) except -1
 
+    # Apply one depth message exactly as received: a combined-stream message
+    # ``{"stream":..,"data":{..}}`` or a bare event. Decoding, the symbol check, the
+    # update-ID rules and the levels all run in C in one pass over the bytes.
+    # Returns the F_* flags, or F_DECLINED when the message is not in the exchange's
+    # exact layout: then nothing changed and the caller takes the general path
+    # (msgspec), which decides and words any error. ``event_time`` (may be NULL)
+    # receives E. The bytes are borrowed for the call only.
+    cdef int apply_frame_c(self, const char* frame, Py_ssize_t n, int64_t* event_time) except -1
+
     # Best level as ticks; False (outputs untouched) when the side is empty.
     cdef bint best_bid_c(self, int64_t* price, int64_t* qty) noexcept
     cdef bint best_ask_c(self, int64_t* price, int64_t* qty) noexcept
@@ -115,6 +141,7 @@ cdef class OrderBook:
     cdef int _ensure_scratch(self, Py_ssize_t n) except -1
     cdef Py_ssize_t _parse_side(self, object levels, Py_ssize_t start) except -1
     cdef Py_ssize_t _parse_json(self, const char* p, Py_ssize_t n, Py_ssize_t start) except -1
+    cdef bint _scan_frame(self, const char* p, Py_ssize_t n, FrameScan* f) noexcept
     cdef Py_ssize_t _parse_json_slow(self, const char* p, Py_ssize_t n, Py_ssize_t start) except -1
     cdef Py_ssize_t _parse_seq(self, object seq, Py_ssize_t start) except -1
     cdef int _apply_parsed(self, Py_ssize_t nb, Py_ssize_t na, int64_t final_id) except -1

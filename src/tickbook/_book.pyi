@@ -126,6 +126,19 @@ class OrderBook:
     def apply_event(self, event: Any) -> int:
         """``apply_diff`` for a decoded depth event (attributes ``s``, ``U``, ``u``,
         ``b``, ``a`` and, on futures, ``pu``). A different symbol raises ``BookError``."""
+    def apply_frame(self, frame: bytes | bytearray | memoryview | str) -> int:
+        """One depth message exactly as received: a combined-stream message or a bare event.
+
+        The exchange's own layout is decoded, checked and applied in one C pass;
+        any other valid layout goes through msgspec and ``apply_event`` with the
+        same result. Raises ``DecodeError`` (malformed) or ``BookError`` (another
+        symbol) with the book unchanged. Returns the flags of ``apply_event``."""
+
+    def _scan_only(
+        self, frame: bytes | bytearray | memoryview | str
+    ) -> tuple[int, int, int | None, int, int, int] | None:
+        """The frame scan of ``apply_frame`` alone (benchmark floor, tests); the book is untouched."""
+
     def invalidate(self, detail: str = ...) -> None:
         """Mark the book out of sync (e.g. the connection dropped) and start a new buffer."""
 

@@ -4,25 +4,28 @@
 Semantics: ``docs/book.md``. C-level interface: ``_book.pxd``. Typing: ``_book.pyi``.
 
 Storage. Each side is a sorted sequence of levels cut into blocks of at most
-``BLOCK_CAP`` (64) levels, ordered by *key*: the price for bids, minus the
+``BLOCK_CAP`` (32) levels, ordered by *key*: the price for bids, minus the
 price for asks. Ascending keys put the best level of either side last, so:
 
 - best bid/ask: the last key of the last block, O(1);
 - find a price: start at the touch's block, or at the block of the event's
-  previous level (an event lists its levels best first), walk back a few
-  blocks, else binary search over the blocks' first keys; then within the
-  block: O(log n) comparisons, branch-free;
-- insert or delete: move at most 63 pairs inside one block, plus a split
+  previous level (levels of one event often sit close together), walk back a
+  few blocks, else binary search over the blocks' first keys; then within the
+  block: two rounds of independent compares (``block_lower_bound``);
+- insert or delete: move at most 31 pairs inside one block, plus a split
   (insert into a full block) or a free/merge (emptied or sparse block) that
-  moves n/64 block pointers: O(log n + B).
+  moves n/32 block pointers: O(log n + B).
 
 A flat sorted array pays a memmove proportional to the distance from the
 end, and on the real BTCUSDT spot recording most touched levels are far from
 the touch (median rank 87 from the best level, 91% more than 50 ticks away;
-BENCHMARKS.md has the profile). Blocks bound that cost at 63 moves, and the
-searches are branch-free so those unpredictable positions cost no
-mispredictions, while keeping 16 bytes of payload per level (about 22-28
-bytes per level with the blocks' slack; see BENCHMARKS.md).
+BENCHMARKS.md has the profile), and 79% of the touched levels are inserted or
+deleted, not updated in place. Blocks bound that cost at 31 moves. The block
+size was chosen by measurement on the real recordings: against 64, 32 was as
+fast on spot and about 10% faster on USD-M end to end, 16 slower on both. The
+searches do not branch on the data, so those unpredictable positions cost no
+mispredictions, and the payload stays 16 bytes per level (about 22-28 bytes
+per level with the blocks' slack; see BENCHMARKS.md).
 
 Applying an event is atomic: every level is parsed into scratch arrays
 before anything changes, and the quantities replaced are logged so that an
@@ -34,7 +37,7 @@ from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport INT64_MAX, INT64_MIN, int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcpy, memmove
+from libc.string cimport memcmp, memcpy, memmove, memset
 
 import time
 from collections.abc import Sequence
@@ -43,6 +46,7 @@ import msgspec
 
 from tickbook import _analytics, _decimal
 from tickbook._rules import snapshot_is_stale
+from tickbook.decode import decode_depth_message
 from tickbook._types import (
     BookError,
     DecimalError,
@@ -185,6 +189,8 @@ cdef extern from *:
     const bint TICKBOOK_LITTLE_ENDIAN
 
 
+
+
 cdef inline bint eight_digits(uint64_t chunk) noexcept nogil:
     """True when all 8 bytes (read little-endian) are ASCII digits."""
     return ((chunk + 0x4646464646464646ULL) | (chunk - 0x3030303030303030ULL)) & 0x8080808080808080ULL == 0
@@ -296,6 +302,113 @@ cdef inline Py_ssize_t skip_ws(const char* p, Py_ssize_t i, Py_ssize_t n) noexce
     return i
 
 
+cdef Py_ssize_t scan_levels(const char* p, Py_ssize_t i, Py_ssize_t n, int pscale, int qscale,
+                            int64_t* px, int64_t* qty, Py_ssize_t* count) noexcept nogil:
+    """Scan the level array that starts at p[i] into px/qty; return the index after its ``]``.
+
+    The exchange's exact shape only: ``[["p","q"],...]`` with plain decimals
+    (whitespace between tokens is tolerated). Anything else returns -1, and the
+    caller hands the text to a path that decodes it with msgspec and words the
+    error. px/qty must have room for one pair per 9 bytes of the rest of the input.
+    """
+    cdef Py_ssize_t end
+    cdef Py_ssize_t k = 0
+    cdef int64_t price, amount
+    if i >= n or p[i] != b'[':
+        return -1
+    i = skip_ws(p, i + 1, n)
+    if i < n and p[i] == b']':
+        count[0] = 0
+        return i + 1
+    while True:
+        if i >= n or p[i] != b'[':
+            return -1
+        i = skip_ws(p, i + 1, n)
+        if i >= n or p[i] != b'"':
+            return -1
+        end = scan_decimal(p, i + 1, n, pscale, &price)
+        if end < 0 or end >= n or p[end] != b'"':
+            return -1
+        i = skip_ws(p, end + 1, n)
+        if i >= n or p[i] != b',':
+            return -1
+        i = skip_ws(p, i + 1, n)
+        if i >= n or p[i] != b'"':
+            return -1
+        end = scan_decimal(p, i + 1, n, qscale, &amount)
+        if end < 0 or end >= n or p[end] != b'"':
+            return -1
+        i = skip_ws(p, end + 1, n)
+        if i >= n or p[i] != b']':
+            return -1
+        px[k] = price
+        qty[k] = amount
+        k += 1
+        i = skip_ws(p, i + 1, n)
+        if i < n and p[i] == b',':
+            i = skip_ws(p, i + 1, n)
+            continue
+        if i < n and p[i] == b']':
+            count[0] = k
+            return i + 1
+        return -1
+
+
+cdef inline Py_ssize_t scan_uint(const char* p, Py_ssize_t i, Py_ssize_t n, int64_t* out) noexcept nogil:
+    """A JSON unsigned integer at p[i] of at most 18 digits (no leading zero); index after it, or -1."""
+    cdef Py_ssize_t start = i
+    cdef int64_t v = 0
+    cdef unsigned int d
+    while i < n:
+        d = <unsigned char>p[i] - 48
+        if d > 9:
+            break
+        v = v * 10 + d
+        i += 1
+    if i == start or i - start > 18 or (p[start] == b'0' and i - start > 1):
+        return -1
+    out[0] = v
+    return i
+
+
+cdef inline Py_ssize_t scan_plain_string(const char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """From the byte after an opening quote: the index of the closing quote, or -1.
+
+    Printable ASCII without escapes only, so the bytes are the string's value;
+    anything else is left to msgspec.
+    """
+    cdef unsigned char c
+    while i < n:
+        c = <unsigned char>p[i]
+        if c == b'"':
+            return i
+        if c == b'\\' or c < 32 or c >= 127:
+            return -1
+        i += 1
+    return -1
+
+
+# Keys of a depth event, as bits of FrameScan.seen.
+cdef enum:
+    K_e = 1
+    K_E = 2
+    K_T = 4
+    K_s = 8
+    K_U = 16
+    K_u = 32
+    K_pu = 64
+    K_b = 128
+    K_a = 256
+    K_ps = 512
+
+cdef int SPOT_KEYS = K_e | K_E | K_s | K_U | K_u | K_b | K_a
+cdef int FUTURES_KEYS = SPOT_KEYS | K_T | K_pu
+
+cdef const char* _STREAM_HEAD = b'{"stream":"'       # 11 bytes
+cdef const char* _DATA_HEAD = b'","data":{'          # 10 bytes, after the stream name
+cdef const char* _DEPTH_UPDATE = b'depthUpdate'       # 11 bytes
+
+
 def _decode_levels(text):
     """JSON text of one side -> its (price, qty) string pairs; the whole shape is checked."""
     try:
@@ -351,6 +464,7 @@ cdef Block* new_block() except NULL:
     cdef Block* b = <Block*>malloc(sizeof(Block))
     if b == NULL:
         raise MemoryError()
+    memset(b, 0, sizeof(Block))         # unused slots are read (masked) by block_lower_bound
     b.n = 0
     return b
 
@@ -437,10 +551,10 @@ cdef inline Py_ssize_t side_find_block(const Side* s, int64_t key, Py_ssize_t hi
     """Index of the last block whose first key is <= key (0 if key precedes all).
 
     ``hint`` is where the search starts: the touch's block, or the block of the
-    previous level of the same event (the exchange lists an event's levels
-    best first, so the next one is in that block or a few before it). Then a
-    few blocks back from there (a block holds up to 64 levels), and only then
-    the branch-free search.
+    previous level of the same event (an event's levels often lie close
+    together, though the exchange does not order them). Then a few blocks back
+    from there (a block holds up to BLOCK_CAP levels), and only then the
+    branch-free search.
     """
     cdef Py_ssize_t hi = s.nblocks - 1
     cdef Py_ssize_t stop
@@ -456,15 +570,29 @@ cdef inline Py_ssize_t side_find_block(const Side* s, int64_t key, Py_ssize_t hi
 
 
 cdef inline int32_t block_lower_bound(const Block* b, int64_t key) noexcept nogil:
-    """Index of the first key >= key in the block (b.n if none); branch-free."""
-    cdef const int64_t* base = b.keys
-    cdef Py_ssize_t n = b.n
-    cdef Py_ssize_t half
-    while n > 1:
-        half = n >> 1
-        base += half * (base[half - 1] < key)
-        n -= half
-    return <int32_t>((base - b.keys) + (base[0] < key))
+    """Index of the first key >= key in the block (b.n if none).
+
+    Two rounds of eight independent compares instead of a six-step binary
+    search: the last key of each group of eight first (eight loads from eight
+    cache lines, issued together), then the eight keys of the one group that
+    can hold the answer (one cache line). A block that is not in L1 then costs
+    two memory round trips, not six dependent ones, and nothing branches on
+    the data. Slots at or beyond b.n are masked out, never trusted.
+    """
+    cdef const int64_t* k = &b.keys[0]
+    cdef int32_t n = b.n
+    cdef int32_t g = 0
+    cdef int32_t j
+    for j in range(7, BLOCK_CAP, 8):
+        g += (k[j] < key) & (j < n)
+    if g == BLOCK_CAP // 8:              # every key is below: only a full block gets here
+        return BLOCK_CAP
+    g *= 8
+    n -= g                              # slots of the group that are in use (may exceed 8)
+    k += g
+    for j in range(8):
+        g += (k[j] < key) & (j < n)
+    return g
 
 
 cdef int64_t side_get(const Side* s, int64_t key) noexcept nogil:
@@ -737,6 +865,7 @@ cdef class OrderBook:
         if not isinstance(buffer_limit, int) or buffer_limit < 1:
             raise ValueError(f"buffer_limit must be an int >= 1, got {buffer_limit!r}")
         self._symbol = symbol.upper()
+        self._symbol_bytes = self._symbol.encode("ascii")
         self._market = Market.parse(market)
         self._futures = self._market.is_futures
         self._pscale = -1
@@ -912,54 +1041,17 @@ cdef class OrderBook:
     cdef Py_ssize_t _parse_json(self, const char* p, Py_ssize_t n, Py_ssize_t start) except -1:
         """Scan ``[["p","q"],...]`` straight into int64s.
 
-        Only the exchange's exact shape is scanned here; anything irregular
-        (escapes, non-digits, numbers instead of strings, bad JSON) goes to
-        the general path, which decodes with msgspec and reports the first
-        fault exactly as the reference book does.
+        Only the exchange's exact shape is scanned here (``scan_levels``);
+        anything irregular (escapes, non-digits, numbers instead of strings,
+        bad JSON) goes to the general path, which decodes with msgspec and
+        reports the first fault exactly as the reference book does.
         """
-        cdef Py_ssize_t i, end, count = 0
-        cdef int64_t price, qty
+        cdef Py_ssize_t count = 0
+        cdef Py_ssize_t i
         self._ensure_scratch(start + n // 9 + 1)    # a pair takes at least 9 bytes: ["1","1"]
-        i = skip_ws(p, 0, n)
-        if i >= n or p[i] != b'[':
-            return self._parse_json_slow(p, n, start)
-        i = skip_ws(p, i + 1, n)
-        if i < n and p[i] == b']':
-            i = skip_ws(p, i + 1, n)
-            return 0 if i == n else self._parse_json_slow(p, n, start)
-        while True:
-            if i >= n or p[i] != b'[':
-                return self._parse_json_slow(p, n, start)
-            i = skip_ws(p, i + 1, n)
-            if i >= n or p[i] != b'"':
-                return self._parse_json_slow(p, n, start)
-            end = scan_decimal(p, i + 1, n, self._pscale, &price)
-            if end < 0 or end >= n or p[end] != b'"':
-                return self._parse_json_slow(p, n, start)
-            i = skip_ws(p, end + 1, n)
-            if i >= n or p[i] != b',':
-                return self._parse_json_slow(p, n, start)
-            i = skip_ws(p, i + 1, n)
-            if i >= n or p[i] != b'"':
-                return self._parse_json_slow(p, n, start)
-            end = scan_decimal(p, i + 1, n, self._qscale, &qty)
-            if end < 0 or end >= n or p[end] != b'"':
-                return self._parse_json_slow(p, n, start)
-            i = skip_ws(p, end + 1, n)
-            if i >= n or p[i] != b']':
-                return self._parse_json_slow(p, n, start)
-            self._px[start + count] = price
-            self._qty[start + count] = qty
-            count += 1
-            i = skip_ws(p, i + 1, n)
-            if i < n and p[i] == b',':
-                i = skip_ws(p, i + 1, n)
-                continue
-            if i < n and p[i] == b']':
-                i = skip_ws(p, i + 1, n)
-                break
-            return self._parse_json_slow(p, n, start)
-        if i != n:
+        i = scan_levels(p, skip_ws(p, 0, n), n, self._pscale, self._qscale,
+                        self._px + start, self._qty + start, &count)
+        if i < 0 or skip_ws(p, i, n) != n:
             return self._parse_json_slow(p, n, start)
         return count
 
@@ -1083,6 +1175,52 @@ cdef class OrderBook:
             raise BookError(f"event for {symbol!r} fed to the {self._symbol} book")
         return self._apply(event.U, event.u, event.pu if self._futures else None, event.b, event.a)
 
+    def apply_frame(self, frame):
+        """Apply one depth message as received (combined-stream or bare event), bytes-like or str.
+
+        The exchange's own layout is read in one C pass (decode, symbol check,
+        update-ID rules, levels); any other valid layout is decoded with msgspec
+        and applied by ``apply_event``, with the same result. Malformed JSON or
+        a wrong shape raises ``DecodeError``, another symbol ``BookError``; the
+        book is unchanged then. Returns the same flags as ``apply_event``.
+        """
+        cdef Py_buffer view
+        cdef int flags
+        if isinstance(frame, str):
+            frame = (<str>frame).encode()
+        PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE)
+        try:
+            flags = self.apply_frame_c(<const char*>view.buf, view.len, NULL)
+        finally:
+            PyBuffer_Release(&view)
+        if flags != F_DECLINED:
+            return flags
+        return self.apply_event(decode_depth_message(frame, self._market))
+
+    def _scan_only(self, frame):
+        """The frame scan of ``apply_frame`` alone: ``(U, u, pu, E, bid levels, ask levels)``
+        for a message in the exchange's exact layout, None when ``apply_frame`` would hand it
+        to msgspec. Every price and quantity is parsed (into scratch); the book is untouched.
+
+        The floor the benchmarks compare ``apply_frame`` against, and the tests' view of
+        which messages take the C path."""
+        cdef Py_buffer view
+        cdef FrameScan f
+        cdef bint ok
+        if self._pscale < 0 or self._qscale < 0:
+            return None
+        if isinstance(frame, str):
+            frame = (<str>frame).encode()
+        PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE)
+        try:
+            self._ensure_scratch(view.len // 9 + 1)
+            ok = self._scan_frame(<const char*>view.buf, view.len, &f)
+        finally:
+            PyBuffer_Release(&view)
+        if not ok or f.first_id > f.final_id:
+            return None
+        return (f.first_id, f.final_id, f.prev_final_id if self._futures else None, f.event_time, f.nb, f.na)
+
     cdef object _apply(self, object first_id, object final_id, object prev_final_id, object bids,
                        object asks):
         cdef int64_t U = id_arg(first_id, "U (first update ID)")
@@ -1129,6 +1267,151 @@ cdef class OrderBook:
             self._buffer_event(first_id, final_id, prev_final_id if self._futures else None,
                                PyBytes_FromStringAndSize(bids, bids_len),
                                PyBytes_FromStringAndSize(asks, asks_len))
+        return flags
+
+    cdef bint _scan_frame(self, const char* p, Py_ssize_t n, FrameScan* f) noexcept:
+        """Read a depth message in the exchange's exact layout; False at the first surprise.
+
+        Accepted: ``{"stream":"<name>","data":<event>}`` or a bare ``<event>``, where
+        the event is an object of this market's keys only (spot: e E s U u b a;
+        futures: also T and pu, and COIN-M's ps), each once, in any order except
+        b before a, with no whitespace outside the level arrays, ``e`` equal to
+        depthUpdate, ``s`` equal to this book's symbol, plain unsigned integers and
+        plain strings. That is a strict subset of JSON with exactly the meaning
+        the msgspec Structs give it, so whatever this accepts decodes the same
+        either way (tests/test_frame.py checks that on real and generated
+        messages); everything else returns False and goes to msgspec.
+        """
+        cdef Py_ssize_t i = 0, end, key_at, key_len
+        cdef bint wrapped = False
+        cdef int bit = 0
+        cdef int64_t value = 0
+        cdef char c0
+        cdef Py_ssize_t sym_len = len(self._symbol_bytes)
+        f.seen = 0
+        f.prev_final_id = -1
+        if n > 11 and memcmp(p, _STREAM_HEAD, 11) == 0:
+            end = scan_plain_string(p, 11, n)
+            if end < 0 or n - end < 10 or memcmp(p + end, _DATA_HEAD, 10) != 0:
+                return False
+            i = end + 10
+            wrapped = True
+        elif n > 0 and p[0] == b'{':
+            i = 1
+        else:
+            return False
+        while True:
+            if i >= n or p[i] != b'"':
+                return False
+            key_at = i + 1
+            end = scan_plain_string(p, key_at, n)
+            if end < 0 or end + 1 >= n or p[end + 1] != b':':
+                return False
+            key_len = end - key_at
+            i = end + 2
+            c0 = p[key_at]
+            if key_len == 1:
+                if c0 == b'b' or c0 == b'a':
+                    if c0 == b'b':
+                        if f.seen & K_a:
+                            return False        # scratch holds bids first
+                        bit = K_b
+                        f.bids_at = i
+                        end = scan_levels(p, i, n, self._pscale, self._qscale,
+                                          self._px, self._qty, &f.nb)
+                        f.bids_len = end - i
+                    else:
+                        if not f.seen & K_b:
+                            return False
+                        bit = K_a
+                        f.asks_at = i
+                        end = scan_levels(p, i, n, self._pscale, self._qscale,
+                                          self._px + f.nb, self._qty + f.nb, &f.na)
+                        f.asks_len = end - i
+                    i = end
+                elif c0 == b'e' or c0 == b's':
+                    if i >= n or p[i] != b'"':
+                        return False
+                    end = scan_plain_string(p, i + 1, n)
+                    if end < 0:
+                        return False
+                    if c0 == b'e':
+                        bit = K_e
+                        if end - i - 1 != 11 or memcmp(p + i + 1, _DEPTH_UPDATE, 11) != 0:
+                            return False
+                    else:
+                        bit = K_s
+                        if end - i - 1 != sym_len or memcmp(p + i + 1, <const char*>self._symbol_bytes,
+                                                           sym_len) != 0:
+                            return False
+                    i = end + 1
+                else:
+                    i = scan_uint(p, i, n, &value)
+                    if c0 == b'U':
+                        bit = K_U
+                        f.first_id = value
+                    elif c0 == b'u':
+                        bit = K_u
+                        f.final_id = value
+                    elif c0 == b'E':
+                        bit = K_E
+                        f.event_time = value
+                    elif c0 == b'T' and self._futures:
+                        bit = K_T
+                    else:
+                        return False
+            elif key_len == 2 and self._futures and c0 == b'p' and p[key_at + 1] == b'u':
+                bit = K_pu
+                i = scan_uint(p, i, n, &f.prev_final_id)
+            elif (key_len == 2 and self._market is Market.COINM and c0 == b'p'
+                    and p[key_at + 1] == b's'):
+                bit = K_ps
+                if i >= n or p[i] != b'"':
+                    return False
+                end = scan_plain_string(p, i + 1, n)
+                i = end + 1 if end >= 0 else -1
+            else:
+                return False
+            if i < 0 or f.seen & bit:
+                return False
+            f.seen |= bit
+            if i >= n:
+                return False
+            if p[i] == b',':
+                i += 1
+                continue
+            if p[i] != b'}':
+                return False
+            i += 1
+            break
+        if wrapped:
+            if i >= n or p[i] != b'}':
+                return False
+            i += 1
+        if i != n:
+            return False
+        bit = FUTURES_KEYS if self._futures else SPOT_KEYS
+        return (f.seen & bit) == bit
+
+    cdef int apply_frame_c(self, const char* frame, Py_ssize_t n, int64_t* event_time) except -1:
+        cdef FrameScan f
+        cdef int flags
+        if self._pscale < 0 or self._qscale < 0:
+            return F_DECLINED                   # no snapshot yet: the general path buffers
+        self._ensure_scratch(n // 9 + 1)        # a pair takes at least 9 bytes: ["1","1"]
+        if not self._scan_frame(frame, n, &f) or f.first_id > f.final_id:
+            return F_DECLINED
+        if event_time != NULL:
+            event_time[0] = f.event_time
+        flags = self._gate(f.first_id, f.final_id, f.prev_final_id)
+        if flags == 0:
+            flags = self._apply_parsed(f.nb, f.na, f.final_id)
+            if flags != F_CROSSED:
+                return flags
+        if flags != F_STALE:                    # the frame does not outlive the call: copy
+            self._buffer_event(f.first_id, f.final_id, f.prev_final_id if self._futures else None,
+                               PyBytes_FromStringAndSize(frame + f.bids_at, f.bids_len),
+                               PyBytes_FromStringAndSize(frame + f.asks_at, f.asks_len))
         return flags
 
     cdef int _gate(self, int64_t U, int64_t u, int64_t pu) except -1:
@@ -1433,6 +1716,7 @@ cdef class OrderBook:
         side_copy(&other._bids, &self._bids)
         side_copy(&other._asks, &self._asks)
         other._symbol = self._symbol
+        other._symbol_bytes = self._symbol_bytes
         other._market = self._market
         other._futures = self._futures
         other._set_price_scale(self._pscale)

@@ -48,6 +48,7 @@ from tickbook._types import (
     SnapshotResult,
     SyncState,
 )
+from tickbook.decode import decode_depth_message
 
 __all__ = ["DEFAULT_BUFFER_LIMIT", "OrderBook"]
 
@@ -602,6 +603,11 @@ class OrderBook:
             raise BookError(f"event for {event.s!r} given to the {self._symbol!r} book")
         pu = event.pu if self._futures else None
         return self.apply_diff(event.U, event.u, event.b, event.a, pu)
+
+    def apply_frame(self, frame: bytes | bytearray | memoryview | str) -> int:
+        """One depth message as received (combined-stream or bare event): decode with msgspec,
+        then ``apply_event``. Malformed input raises ``DecodeError`` with the book unchanged."""
+        return self.apply_event(decode_depth_message(frame, self._market))
 
     def invalidate(self, detail: str = "") -> None:
         """Clear the buffer; from BRIDGING or SYNCED go OUT_OF_SYNC (reason INVALIDATED). O(1)."""

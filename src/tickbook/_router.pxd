@@ -73,12 +73,15 @@ cdef class Router:
     cpdef feed(self, object payload, bint last_in_buffer=*)
     cpdef flush(self)
     cdef object _decode_depth(self, DepthSlot slot, object payload)
+    cdef int _frame(self, DepthSlot slot, const char* p, Py_ssize_t n, int64_t recv_wall,
+                    int64_t recv) except -2
     cdef int _depth(self, DepthSlot slot, object payload, int64_t recv_wall, int64_t recv) except -1
     cdef int _continues(self, DepthSlot slot, object event) except -2
     cdef bint _standby(self, DepthSlot slot, object event, object payload) except -1
     cdef int _take(self, DepthSlot slot) except -1
     cdef int _drain(self, DepthSlot slot, int64_t recv) except -1
     cdef int _apply(self, DepthSlot slot, object event, int64_t recv, bint drain) except -1
+    cdef int _published(self, DepthSlot slot, int flags, int64_t recv, bint drain) except -1
     cdef int _after(self, DepthSlot slot, int flags) except -1
     cdef int _stream(self, StreamSlot slot, object payload, int64_t recv) except -1
     cdef int _bad(self, object slot, object exc, object payload) except -1

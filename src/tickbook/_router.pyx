@@ -3,10 +3,12 @@
 
 Same classes, attributes and decisions as ``tickbook._router_py`` (its docstring explains
 them; the tests run the feed on both). What this version saves is Python overhead
-between the steps: the stream name is read from the frame's bytes in C, the level arrays
-go from msgspec's ``Raw`` spans straight into ``OrderBook.apply_diff_raw`` (no Python
-call, no copy), the BBO flag comes back as a C int, and Cython ``BookListener``s are
-called through their vtable.
+between the steps: the stream name is read from the frame's bytes in C; the book that
+owns the stream then reads the whole frame in C (``OrderBook.apply_frame_c``: envelope,
+symbol, update IDs and levels in one pass, no Python object per message); a frame in
+any other layout, or one for a book in a handover, is decoded with msgspec and its
+``Raw`` level spans go to ``OrderBook.apply_diff_raw``. The BBO flag comes back as a C
+int, and Cython ``BookListener``s are called through their vtable.
 """
 
 cimport cython
@@ -23,6 +25,7 @@ from tickbook._book cimport (
     F_BBO_CHANGED,
     F_BUFFERED,
     F_CROSSED,
+    F_DECLINED,
     F_GAP,
     STATE_SYNCED,
     OrderBook,
@@ -305,7 +308,9 @@ cdef class Router:
             elif type(slot) is DepthSlot:
                 (<DepthSlot>slot).messages += 1
                 (<DepthSlot>slot).bytes += view.len
-                self._depth(<DepthSlot>slot, payload, recv_wall, recv)
+                if (<DepthSlot>slot).owner is not self or (<DepthSlot>slot).held or self._frame(
+                        <DepthSlot>slot, <const char*>view.buf, view.len, recv_wall, recv) == F_DECLINED:
+                    self._depth(<DepthSlot>slot, payload, recv_wall, recv)
             else:
                 (<StreamSlot>slot).messages += 1
                 (<StreamSlot>slot).bytes += view.len
@@ -339,6 +344,28 @@ cdef class Router:
             self._bad(slot, BookError(f"{slot.stream}: event for {event.s!r}, not {slot.symbol!r}"), payload)
             return None
         return event
+
+    cdef int _frame(self, DepthSlot slot, const char* p, Py_ssize_t n, int64_t recv_wall,
+                    int64_t recv) except -2:
+        """The hot path: the owner's book reads the frame in C (``apply_frame_c``).
+
+        Returns F_DECLINED, with nothing done, for a message that is not in the
+        exchange's exact layout or is not for this book; ``_depth`` then decodes it
+        with msgspec and says what is wrong with it, if anything.
+        """
+        cdef int64_t event_ms = 0
+        cdef int flags
+        try:
+            flags = slot.book.apply_frame_c(p, n, &event_ms)
+        except (ValueError, TypeError) as exc:  # as in _apply: counted and reported, never fatal
+            self._bad(slot, exc, None)
+            return 0
+        if flags == F_DECLINED:
+            return F_DECLINED
+        slot.event_latency.add(recv_wall - event_ms * 1000000)
+        self._after(slot, flags)
+        self._published(slot, flags, recv, True)
+        return flags
 
     cdef int _depth(self, DepthSlot slot, object payload, int64_t recv_wall, int64_t recv) except -1:
         cdef int64_t event_ms
@@ -447,6 +474,11 @@ cdef class Router:
         finally:
             PyBuffer_Release(&bids)
         self._after(slot, flags)
+        self._published(slot, flags, recv, drain)
+        return flags
+
+    cdef int _published(self, DepthSlot slot, int flags, int64_t recv, bint drain) except -1:
+        """Publish an applied event (coalesced or not), then drain what the slot holds."""
         if flags & F_APPLIED:
             if self.coalesce and flags & F_BBO_CHANGED and slot.bbo_callbacks:
                 if not slot.dirty:
@@ -460,7 +492,7 @@ cdef class Router:
             slot.callback_latency.add(_clock_ns(CLOCK_MONOTONIC) - recv)
             if drain and slot.held:
                 self._drain(slot, recv)
-        return flags
+        return 0
 
     cdef int _after(self, DepthSlot slot, int flags) except -1:
         cdef int state = slot.book._state

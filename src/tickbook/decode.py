@@ -61,6 +61,7 @@ __all__ = [
     "StreamDecoder",
     "decode_book_ticker",
     "decode_depth",
+    "decode_depth_message",
     "decode_snapshot",
     "infer_market",
     "stream_kind",
@@ -341,6 +342,25 @@ def decode_depth(data: Buffer, market: Market | str = Market.SPOT) -> DepthUpdat
         return depth_update_decoder.decode(data)
     except msgspec.DecodeError as exc:
         raise _fail("depthUpdate", exc, data) from None
+
+
+def decode_depth_message(
+    data: Buffer | str, market: Market | str = Market.SPOT
+) -> DepthUpdate | FuturesDepthUpdate:
+    """Decode one depth message as received: a combined-stream message (its ``data``) or a bare event.
+
+    The general path of ``OrderBook.apply_frame``: any key order and any
+    whitespace, with the Structs of ``market``.
+    """
+    futures = Market.parse(market).is_futures
+    head = data[:32].encode() if isinstance(data, str) else bytes(memoryview(data)[:32])
+    try:
+        if b"".join(head.split()).startswith((b'{"stream"', b'{"data"')):
+            combined = combined_futures_depth_decoder if futures else combined_depth_decoder
+            return combined.decode(data).data
+        return (futures_depth_update_decoder if futures else depth_update_decoder).decode(data)
+    except msgspec.DecodeError as exc:
+        raise _fail("depthUpdate", exc, data.encode() if isinstance(data, str) else data) from None
 
 
 def decode_snapshot(
