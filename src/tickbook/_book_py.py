@@ -131,8 +131,9 @@ def _max_decimals(pairs: list[Pair]) -> tuple[int, int]:
 
 def _keep(levels: Levels) -> Levels:
     """What the buffer holds for one side: bytes-like input is copied (a caller's memoryview or
-    bytearray may change after the call); ``str``, ``msgspec.Raw`` and sequences are kept."""
-    if isinstance(levels, (bytearray, memoryview)):
+    bytearray may change after the call, and a ``msgspec.Raw`` may be a view of such a buffer,
+    as when a message was decoded from a bytearray); ``bytes``, ``str`` and sequences are kept."""
+    if isinstance(levels, (bytearray, memoryview, msgspec.Raw)):
         return bytes(levels)
     return levels
 
