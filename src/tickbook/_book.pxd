@@ -16,10 +16,13 @@ from libc.stdint cimport int32_t, int64_t
 cdef enum:
     BLOCK_CAP = 32
 
+cdef struct Level:
+    int64_t key                 # price for bids, -price for asks
+    int64_t qty                 # quantity ticks, > 0
+
 cdef struct Block:
     int32_t n                   # levels in use, 1..BLOCK_CAP (an empty block is freed)
-    int64_t keys[BLOCK_CAP]     # ascending; key = price for bids, -price for asks
-    int64_t qtys[BLOCK_CAP]     # quantity ticks, > 0
+    Level lv[BLOCK_CAP]         # ascending by key; a level's quantity shares its key's line
 
 cdef struct Side:
     # Levels sorted ascending by key, so the best level of either side is the
