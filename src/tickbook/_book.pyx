@@ -569,15 +569,24 @@ cdef inline Py_ssize_t side_find_block(const Side* s, int64_t key, Py_ssize_t hi
     """Index of the last block whose first key is <= key (0 if key precedes all).
 
     ``hint`` is where the search starts: the touch's block, or the block of the
-    previous level of the same event (an event's levels often lie close
-    together, though the exchange does not order them). Then a few blocks back
-    from there (a block holds up to BLOCK_CAP levels), and only then the
-    branch-free search.
+    previous level of the same event. The exchange lists an event's levels in
+    price order (on the recordings: spot best first on both sides, USD-M
+    ascending on both), so the next level is in that block or a few blocks
+    before it (keys going down) or after it (keys going up): a short walk
+    either way, and only then the search over all first keys.
     """
     cdef Py_ssize_t hi = s.nblocks - 1
     cdef Py_ssize_t stop
-    if 0 <= hint < hi and s.firsts[hint + 1] > key:
-        hi = hint                       # key precedes the block after the hint
+    if 0 <= hint < hi:
+        if s.firsts[hint + 1] > key:
+            hi = hint                   # key precedes the block after the hint: walk back
+        else:                           # the levels go up (USD-M bids): walk forward
+            stop = hint + 7 if hint + 7 < hi else hi
+            hint += 1
+            while hint < stop and s.firsts[hint + 1] <= key:
+                hint += 1
+            if hint == hi or s.firsts[hint + 1] > key:
+                return hint
     stop = hi - 6 if hi > 6 else 0
     while hi > stop and s.firsts[hi] > key:
         hi -= 1
