@@ -204,6 +204,68 @@ def _kind_table(res: Results, dataset: str, kind: str, base: str) -> str:
 # -------------------------------------------------------------------------- measurements
 
 
+#: Pipelines of the interleaved pass (``paired``): the core, its floor and the peers.
+PAIRED = ("tickbook", "floor", "tickbook-msgspec", "floor-msgspec", *PEERS[:3])
+
+
+def paired(ds: pl.Dataset, rounds: int = 15) -> dict[str, Any]:
+    """The targets' ratios from passes run side by side: one full end-to-end pass of each
+    pipeline per round, in alternating order, and the ratio taken within each round.
+
+    The suite above runs each benchmark for seconds before the next one starts, so a
+    shared machine that slows down for a minute moves one row and not another; here the
+    passes of one round are less than a second apart, and the median over the rounds of
+    the per-round ratios is what the targets are judged on. (The peers' slowest pipeline,
+    bmoscon's book, and the tutorial take seconds a pass: they stay in the suite only.)
+    """
+    runs: dict[str, tuple[Callable[[], None], Callable[[], None]]] = {}
+    for key in PAIRED:
+        if key in pl.FLOORS:
+            if pl.TickbookCore.available():
+                floor = pl.FLOORS[key](ds)
+                runs[key] = (lambda: None, floor.end_to_end)
+            continue
+        cls = pl.BY_KEY[key]
+        if cls.available():
+            pipe = cls(ds)
+            runs[key] = (pipe.setup, pipe.end_to_end)
+    times: dict[str, list[float]] = {key: [] for key in runs}
+    order = list(runs)
+    n = len(ds.messages)
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        for r in range(rounds + 1):  # round 0 warms every pipeline up and is not kept
+            for key in order if r % 2 else order[::-1]:
+                setup, run = runs[key]
+                setup()
+                t0 = time.perf_counter_ns()
+                run()
+                if r:
+                    times[key].append((time.perf_counter_ns() - t0) / n)
+    finally:
+        if gc_was:
+            gc.enable()
+    peers = [k for k in PEERS if k in times]
+
+    def ratios(num: Callable[[int], float], den: str) -> list[float]:
+        return sorted(num(i) / times[den][i] for i in range(rounds))
+
+    out: dict[str, Any] = {"rounds": rounds, "ns": {k: statistics.median(v) for k, v in times.items()}}
+    if "tickbook" in times and peers:
+        out["peer"] = ratios(lambda i: min(times[k][i] for k in peers), "tickbook")
+        wins: dict[str, int] = {}
+        for i in range(rounds):
+            best = min(peers, key=lambda k: times[k][i])
+            wins[best] = wins.get(best, 0) + 1
+        out["peer_key"] = max(wins, key=lambda k: wins[k])
+    if "tickbook" in times and "floor" in times:
+        out["floor"] = ratios(lambda i: times["tickbook"][i], "floor")
+    if "tickbook-msgspec" in times and "floor-msgspec" in times:
+        out["floor_msgspec"] = ratios(lambda i: times["tickbook-msgspec"][i], "floor-msgspec")
+    return out
+
+
 def latency(ds: pl.Dataset, passes: int = 5) -> dict[str, Any]:
     """Per-message latency of the core, end to end, and the fixed/per-level cost of each stage.
 
@@ -342,7 +404,53 @@ def _datasets(res: Results, profiles: dict[str, dict[str, float]]) -> str:
     return _table(headers, rows)
 
 
-def _targets(res: Results, memory: list[dict[str, Any]] | None) -> tuple[str, list[str]]:
+def _paired_rows(add: Callable[..., None], ds: str, p: dict[str, Any], res: Results) -> None:
+    """The target rows of the interleaved pass: medians of per-round ratios, with their range."""
+    ns = p["ns"]
+    n = p["rounds"]
+
+    def spread(v: list[float]) -> str:
+        return f"median of {n} rounds, range {_x(v[0])} to {_x(v[-1])}"
+
+    if "peer" in p:
+        v = p["peer"]
+        key = p["peer_key"]
+        label = pl.BY_KEY[key].label
+        add(
+            "end to end vs the fastest peer pipeline, interleaved",
+            ds,
+            statistics.median(v),
+            f">= {TARGETS['peer']:g}x",
+            statistics.median(v) >= TARGETS["peer"],
+            f"{spread(v)}; fastest peer per round: mostly {label} ({_ns(ns[key])} ns/msg); "
+            f"core {_ns(ns['tickbook'])}",
+        )
+    if "floor" in p:
+        v = p["floor"]
+        add(
+            "end to end / parse-only floor, interleaved",
+            ds,
+            statistics.median(v),
+            f"<= {TARGETS['floor']:g}x",
+            statistics.median(v) <= TARGETS["floor"],
+            f"{spread(v)}; floor {_ns(ns['floor'])} ns/msg, core {_ns(ns['tickbook'])}",
+        )
+    if "floor_msgspec" in p:
+        v = p["floor_msgspec"]
+        add(
+            "end to end / parse-only floor, msgspec decode path, interleaved",
+            f"{ds} (info)",
+            statistics.median(v),
+            "not a target",
+            None,
+            f"{spread(v)}; floor {_ns(ns['floor-msgspec'])} ns/msg, core {_ns(ns['tickbook-msgspec'])}",
+            status="*(info)*",
+        )
+
+
+def _targets(
+    res: Results, memory: list[dict[str, Any]] | None, pair: dict[str, dict[str, Any]] | None = None
+) -> tuple[str, list[str]]:
     rows: list[list[str]] = []
     unmet: list[str] = []
 
@@ -365,13 +473,18 @@ def _targets(res: Results, memory: list[dict[str, Any]] | None) -> tuple[str, li
         if core is None:
             continue
         tag = ds if ds in REAL else f"{ds} (info)"
+        seq_tag = tag  # the peer and floor rows of the suite
+        p = (pair or {}).get(ds)
+        if p:
+            _paired_rows(add, ds, p, res)
+            seq_tag = f"{ds} (info: sequential)"  # the interleaved rows above are the ones judged
         peers = [r for r in (res.get(ds, "end to end", k) for k in PEERS) if r is not None]
         if peers:
             fastest = min(peers, key=lambda r: r.ns_msg)
             v = fastest.ns_msg / core.ns_msg
             add(
                 "end to end vs the fastest peer pipeline",
-                tag,
+                seq_tag,
                 v,
                 f">= {TARGETS['peer']:g}x",
                 v >= TARGETS["peer"],
@@ -395,7 +508,7 @@ def _targets(res: Results, memory: list[dict[str, Any]] | None) -> tuple[str, li
             v = core.ns_msg / floor.ns_msg
             add(
                 "end to end / parse-only floor",
-                tag,
+                seq_tag,
                 v,
                 f"<= {TARGETS['floor']:g}x",
                 v <= TARGETS["floor"],
@@ -563,6 +676,7 @@ def render(
     lat: dict[str, dict[str, Any]] | None,
     profiles: dict[str, dict[str, float]],
     command: str = "",
+    pair: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     cpu = res.data.get("machine_info", {}).get("cpu", {})
     load = ", ".join(f"{x:.2f}" for x in res.meta.get("loadavg_end", [])) or "unknown"
@@ -627,8 +741,15 @@ def render(
         "not name, and *msgspec decode path*, the previous end to end (msgspec Raw decode +",
         "`apply_event`) against its own floor (msgspec Raw decode + `_parse_only`), for comparison.",
         "",
+        "On the real recordings the end-to-end targets are judged on an *interleaved* pass, run",
+        "after the suite: each round runs one full pass of the core, its floors and the three",
+        "fastest peer pipelines, in alternating order, and a ratio is taken within each round;",
+        "the row gives the median over the rounds and their range. The suite's own rows, where",
+        "each benchmark runs for seconds before the next starts, follow as *(info: sequential)*:",
+        "on these shared cores a slow minute can move one of them and not the other.",
+        "",
     ]
-    targets, unmet = _targets(res, memory)
+    targets, unmet = _targets(res, memory, pair)
     out += [targets, ""]
     if unmet:
         out += ["Not met in this run:", ""] + [f"- {u}" for u in unmet] + [""]
@@ -735,6 +856,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-memory", action="store_true", help="skip the memory table")
     parser.add_argument("--no-latency", action="store_true", help="skip the per-message latency pass")
     parser.add_argument(
+        "--no-paired", action="store_true", help="skip the interleaved pass (targets judged on the suite)"
+    )
+    parser.add_argument(
         "--isolate", action="store_true", help="run each pipeline/decoder in its own pytest process"
     )
     for opt in PASSTHROUGH:
@@ -779,7 +903,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_latency and pl.TickbookCore.available():
         lat = {ds.key: latency(ds) for ds in datasets}
     profiles = {ds.key: pl.profile(ds) for ds in datasets}
-    text = render(res, memory, lat, profiles, command)
+    pair = None
+    if not args.no_paired:
+        pair = {ds.key: paired(ds) for ds in datasets if ds.key in REAL}
+    text = render(res, memory, lat, profiles, command, pair)
     if args.out is not None:
         # Sections other scripts own (benches/sim_push.py, benches/feed_bench.py) survive a rewrite.
         old = args.out.read_text() if args.out.exists() else ""
