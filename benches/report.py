@@ -465,7 +465,7 @@ def _targets(
     ) -> None:
         status = status or ("n/a" if ok is None else ("**met**" if ok else "**not met**"))
         rows.append([name, dataset, _x(value) if value is not None else "n/a", goal, status, detail])
-        if ok is False and "(info)" not in dataset:
+        if ok is False and "(info" not in dataset:
             unmet.append(f"{name} ({dataset}): {_x(value)} against {goal}")
 
     for ds in [d for d in res.datasets() if d in REAL] + [d for d in res.datasets() if d not in REAL]:
