@@ -515,11 +515,13 @@ def test_hundreds_of_symbols_stay_within_every_limit(impl: str) -> None:
             max_snapshots_in_flight=8,
         )
         async with feed:
-            await feed.wait_synced(timeout=60)
+            # 300 snapshots through an 8-wide window take ~12 s for the pure-Python router here;
+            # the margin is for a loaded shared machine (the test is about limits, not speed).
+            await feed.wait_synced(timeout=150)
             return feed.stats()
 
     with exchange(make, speed=1.0) as ex:
-        stats = run(main(ex), timeout=90)
+        stats = run(main(ex), timeout=180)
         violations = ex.violations()
     assert len(stats["connections"]) == 3
     assert all(s["synced"] for s in stats["symbols"].values())
