@@ -145,6 +145,7 @@ cdef class OrderBook:
     cdef Py_ssize_t _parse_side(self, object levels, Py_ssize_t start) except -1
     cdef Py_ssize_t _parse_json(self, const char* p, Py_ssize_t n, Py_ssize_t start) except -1
     cdef bint _scan_frame(self, const char* p, Py_ssize_t n, FrameScan* f) noexcept
+    cdef int _read_frame(self, const char* p, Py_ssize_t n, FrameScan* f) except -1
     cdef Py_ssize_t _parse_json_slow(self, const char* p, Py_ssize_t n, Py_ssize_t start) except -1
     cdef Py_ssize_t _parse_seq(self, object seq, Py_ssize_t start) except -1
     cdef int _apply_parsed(self, Py_ssize_t nb, Py_ssize_t na, int64_t final_id) except -1

@@ -1231,18 +1231,15 @@ cdef class OrderBook:
         which messages take the C path."""
         cdef Py_buffer view
         cdef FrameScan f
-        cdef bint ok
-        if self._pscale < 0 or self._qscale < 0:
-            return None
+        cdef int ok
         if isinstance(frame, str):
             frame = (<str>frame).encode()
         PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE)
         try:
-            self._ensure_scratch(view.len // 9 + 1)
-            ok = self._scan_frame(<const char*>view.buf, view.len, &f)
+            ok = self._read_frame(<const char*>view.buf, view.len, &f)
         finally:
             PyBuffer_Release(&view)
-        if not ok or f.first_id > f.final_id:
+        if not ok:
             return None
         return (f.first_id, f.final_id, f.prev_final_id if self._futures else None, f.event_time, f.nb, f.na)
 
@@ -1418,13 +1415,17 @@ cdef class OrderBook:
         bit = FUTURES_KEYS if self._futures else SPOT_KEYS
         return (f.seen & bit) == bit
 
+    cdef int _read_frame(self, const char* p, Py_ssize_t n, FrameScan* f) except -1:
+        """1 when the C pass read the whole frame (levels in scratch), 0 when it declines."""
+        if self._pscale < 0 or self._qscale < 0:
+            return 0                            # no snapshot yet: the general path buffers
+        self._ensure_scratch(n // 9 + 1)        # a pair takes at least 9 bytes: ["1","1"]
+        return self._scan_frame(p, n, f) and f.first_id <= f.final_id
+
     cdef int apply_frame_c(self, const char* frame, Py_ssize_t n, int64_t* event_time) except -1:
         cdef FrameScan f
         cdef int flags
-        if self._pscale < 0 or self._qscale < 0:
-            return F_DECLINED                   # no snapshot yet: the general path buffers
-        self._ensure_scratch(n // 9 + 1)        # a pair takes at least 9 bytes: ["1","1"]
-        if not self._scan_frame(frame, n, &f) or f.first_id > f.final_id:
+        if not self._read_frame(frame, n, &f):
             return F_DECLINED
         if event_time != NULL:
             event_time[0] = f.event_time
