@@ -208,15 +208,17 @@ def _kind_table(res: Results, dataset: str, kind: str, base: str) -> str:
 PAIRED = ("tickbook", "floor", "tickbook-msgspec", "floor-msgspec", *PEERS[:3])
 
 
-def paired(ds: pl.Dataset, rounds: int = 15) -> dict[str, Any]:
+def paired(ds: pl.Dataset, rounds: int = 31) -> dict[str, Any]:
     """The targets' ratios from passes run side by side: one full end-to-end pass of each
     pipeline per round, in alternating order, and the ratio taken within each round.
 
     The suite above runs each benchmark for seconds before the next one starts, so a
     shared machine that slows down for a minute moves one row and not another; here the
     passes of one round are less than a second apart, and the median over the rounds of
-    the per-round ratios is what the targets are judged on. (The peers' slowest pipeline,
-    bmoscon's book, and the tutorial take seconds a pass: they stay in the suite only.)
+    the per-round ratios is what the targets are judged on. The per-round ratios still spread
+    by up to 2x on these cores, hence 31 rounds (about 40 s a dataset) for a steadier median.
+    (The peers' slowest pipeline, bmoscon's book, and the tutorial take seconds a pass: they
+    stay in the suite only.)
     """
     runs: dict[str, tuple[Callable[[], None], Callable[[], None]]] = {}
     for key in PAIRED:
