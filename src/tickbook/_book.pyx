@@ -189,8 +189,6 @@ cdef extern from *:
     const bint TICKBOOK_LITTLE_ENDIAN
 
 
-
-
 cdef inline bint eight_digits(uint64_t chunk) noexcept nogil:
     """True when all 8 bytes (read little-endian) are ASCII digits."""
     return ((chunk + 0x4646464646464646ULL) | (chunk - 0x3030303030303030ULL)) & 0x8080808080808080ULL == 0
@@ -1363,8 +1361,8 @@ cdef class OrderBook:
                             return False
                     else:
                         bit = K_s
-                        if end - i - 1 != sym_len or memcmp(p + i + 1, <const char*>self._symbol_bytes,
-                                                           sym_len) != 0:
+                        if (end - i - 1 != sym_len
+                                or memcmp(p + i + 1, <const char*>self._symbol_bytes, sym_len) != 0):
                             return False
                     i = end + 1
                 else:
