@@ -202,6 +202,22 @@ cdef inline uint64_t eight_digits_value(uint64_t chunk) noexcept nogil:
             + (((chunk >> 16) & 0x000000FF000000FFULL) * 0x0000271000000001ULL)) >> 32
 
 
+cdef inline Py_ssize_t scan_digits(const char* p, Py_ssize_t i, Py_ssize_t n,
+                                   uint64_t* value) noexcept nogil:
+    """Read the run of ASCII digits at p[i] into value (modulo 2**64: callers bound the run's
+    length before they trust it); return the index after the run."""
+    cdef uint64_t v = 0
+    cdef unsigned int d
+    while i < n:
+        d = <unsigned char>p[i] - 48
+        if d > 9:
+            break
+        v = v * 10 + d
+        i += 1
+    value[0] = v
+    return i
+
+
 cdef inline Py_ssize_t scan_decimal(const char* p, Py_ssize_t i, Py_ssize_t n, int scale,
                                     int64_t* out) noexcept nogil:
     """Hot-path parse of a number that starts at p[i]; return the index after it, or -1.
@@ -216,12 +232,7 @@ cdef inline Py_ssize_t scan_decimal(const char* p, Py_ssize_t i, Py_ssize_t n, i
     cdef uint64_t chunk
     cdef unsigned int d
     cdef int frac = 0
-    while i < n:
-        d = <unsigned char>p[i] - 48
-        if d > 9:
-            break
-        v = v * 10 + d
-        i += 1
+    i = scan_digits(p, i, n, &v)
     if i == start or (i - start) + scale > 18:
         return -1
     if i < n and p[i] == b'.':
@@ -355,17 +366,11 @@ cdef Py_ssize_t scan_levels(const char* p, Py_ssize_t i, Py_ssize_t n, int pscal
 cdef inline Py_ssize_t scan_uint(const char* p, Py_ssize_t i, Py_ssize_t n, int64_t* out) noexcept nogil:
     """A JSON unsigned integer at p[i] of at most 18 digits (no leading zero); index after it, or -1."""
     cdef Py_ssize_t start = i
-    cdef int64_t v = 0
-    cdef unsigned int d
-    while i < n:
-        d = <unsigned char>p[i] - 48
-        if d > 9:
-            break
-        v = v * 10 + d
-        i += 1
+    cdef uint64_t v
+    i = scan_digits(p, i, n, &v)
     if i == start or i - start > 18 or (p[start] == b'0' and i - start > 1):
         return -1
-    out[0] = v
+    out[0] = <int64_t>v
     return i
 
 
