@@ -23,7 +23,7 @@ STAMP_DEBUG := build/.ext-debug
 LINT_PATHS := $(wildcard src tests benches examples)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv build debug annotate test test-py test-debug demo bench bench-report bench-feed lint typecheck clean distclean
+.PHONY: help venv build debug annotate test test-py test-debug demo bench bench-report bench-feed storage-lab lint typecheck clean distclean
 
 help: ## show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-11s %s\n", $$1, $$2}' \
@@ -94,6 +94,9 @@ bench-report: build $(STAMP_BENCH) ## run benches/ and rewrite BENCHMARKS.md (ta
 
 bench-feed: build $(STAMP_BENCH) ## live feed vs websockets/aiohttp readers on loopback; rewrites its BENCHMARKS.md block (FEED_ARGS=--quick)
 	$(VPY) benches/feed_bench.py $(FEED_ARGS) --out BENCHMARKS.md
+
+storage-lab: build ## compare the core's block layout with a price-indexed prototype in C on the recordings' level streams
+	benches/storage_lab/run.sh $(LAB_ROUNDS)
 
 lint: $(STAMP_VENV) ## ruff check + ruff format --check; cython-lint on the .pyx/.pxd files
 	$(VENV)/bin/ruff check $(LINT_PATHS)
