@@ -33,7 +33,8 @@ mispredictions, and the payload stays 16 bytes per level (about 22-28 bytes
 per level with the blocks' slack; see BENCHMARKS.md).
 
 Measured and not kept (each timed side by side with this code on both
-recordings, as a build of this module or in a C copy of the side functions).
+recordings, as a build of this module or in benches/storage_lab, which
+replays the recorded level streams through a C port of the side functions).
 A per-block index of every 8th key, so that the search reads one line of the
 index instead of four of the block: 8-14% slower on spot, where 79% of the
 updates insert or delete and each one rewrites the index; even on USD-M.
@@ -43,9 +44,9 @@ USD-M. Applying each level as soon as it is parsed, in one pass
 with the scan: no faster on spot, slower on USD-M. Deleting in place and
 compacting only full blocks: mixed, spot slower. Parsing numbers eight bytes
 at a time (also the integer digits only): slower on both. Building with
--march=native: 3-10% slower. For scale: replayed
-through a C copy of these functions, the real streams cost 30-40 ns per
-level, and the searches alone, on a book that never changes, about 15.
+-march=native: 3-10% slower. The lab's price-indexed prototype, which needs
+no search, takes 0.8x the time on spot and about half on USD-M, but 3.6x the
+memory on spot (its README has the figures and what it would still need).
 
 Applying an event is atomic: every level is parsed into scratch arrays
 before anything changes, and the quantities replaced are logged so that an
