@@ -1,7 +1,8 @@
 /* The core's storage (src/tickbook/_book.pyx, the side_* functions) ported to C, for
  * comparison with other layouts on the same level streams. Keep in step with the .pyx:
  * same block size, search, split and merge rules. Each layout header defines Side and
- * side_init / side_load / side_set / side_best / side_free / side_hash / side_bytes. */
+ * side_init / side_load / side_touch_hint / side_set / side_best / side_free / side_hash /
+ * side_bytes. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -72,6 +73,9 @@ static inline ptrdiff_t count_le_strided(const int64_t *a, ptrdiff_t n, int64_t 
     for (j = g; j < stop; j++) g += a[j] <= key;
     return g;
 }
+
+/* Where an event's search starts: the touch's block (the core's _apply_parsed does the same). */
+static inline ptrdiff_t side_touch_hint(const Side *s) { return s->nblocks - 1; }
 
 static inline ptrdiff_t side_find_block(const Side *s, int64_t key, ptrdiff_t hint) {
     ptrdiff_t hi = s->nblocks - 1, stop;

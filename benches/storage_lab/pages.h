@@ -32,7 +32,6 @@ typedef struct {
     Page **pages;
     int64_t lo; /* page number of pages[0] */
     ptrdiff_t np;
-    ptrdiff_t nblocks; /* unused; the replay's hint reads it */
     int64_t unit;
     int64_t best; /* highest key present, INT64_MIN if none */
     ptrdiff_t count;
@@ -44,6 +43,12 @@ static void side_init(Side *s, int64_t sign) {
     s->sign = sign;
     s->best = INT64_MIN;
     s->unit = 1;
+}
+
+/* Where an event's search starts: no search here, so no hint. */
+static inline ptrdiff_t side_touch_hint(const Side *s) {
+    (void)s;
+    return 0;
 }
 
 static void side_cover(Side *s, int64_t pg) {

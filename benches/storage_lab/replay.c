@@ -38,9 +38,9 @@ LabResult LAB_RUN(const int64_t *p) {
         int64_t bk0 = 0, bq0 = 0, ak0 = 0, aq0 = 0, bk = 0, bq = 0, ak = 0, aq = 0;
         side_best(&bids, &bk0, &bq0);
         side_best(&asks, &ak0, &aq0);
-        ptrdiff_t hint = bids.nblocks - 1;
+        ptrdiff_t hint = side_touch_hint(&bids);
         for (int64_t j = 0; j < kb; j++, p += 2) side_set(&bids, p[0], p[1], &hint);
-        hint = asks.nblocks - 1;
+        hint = side_touch_hint(&asks);
         for (int64_t j = 0; j < ka; j++, p += 2) side_set(&asks, -p[0], p[1], &hint);
         side_best(&bids, &bk, &bq);
         side_best(&asks, &ak, &aq);
