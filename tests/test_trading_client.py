@@ -481,11 +481,11 @@ class FastTime:
     exchange and the client's budget, so minute windows pass in seconds while both sides
     still agree on where each window starts and ends.
 
-    Every real pause stretches by ``speed`` too: at 60x, a 0.8 s stall of the process (a full
-    collection of the suite's heap) holds requests charged early in one window until the
-    next, where the exchange counts them on top of that window's own. The budget's boundary
-    guard covers network latency, not that; so these tests run at 30x and ``run`` them with
-    the collector paused (``run_quietly``)."""
+    Every real pause stretches by ``speed`` too: at 60x, a stall of the process of under a
+    second (a full collection of the suite's heap, say) can hold requests charged early in
+    one window until the next, where the exchange counts them on top of that window's own.
+    The budget's boundary guard covers network latency, not that; so these tests run at 30x
+    with the collector paused (``run_quietly``)."""
 
     def __init__(self, speed: float) -> None:
         self.speed = speed
