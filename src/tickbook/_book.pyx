@@ -40,13 +40,13 @@ index instead of four of the block: 8-14% slower on spot, where 79% of the
 updates insert or delete and each one rewrites the index; even on USD-M.
 A branch-free AVX-512 rewrite of the whole block per level, in place of the
 update/insert/delete branches and the memmove: 24% slower on spot, 40-60% on
-USD-M. Applying each level as soon as it is parsed, in one pass
-with the scan: no faster on spot, slower on USD-M. Deleting in place and
-compacting only full blocks: mixed, spot slower. Parsing numbers eight bytes
-at a time (also the integer digits only): slower on both. Building with
--march=native: 3-10% slower. The lab's price-indexed prototype, which needs
-no search, takes 0.8x the time on spot and about half on USD-M, but 3.6x the
-memory on spot (its README has the figures and what it would still need).
+USD-M. Applying each level as soon as it is parsed, in one pass with the
+scan: no faster on spot, slower on USD-M. Deleting in place and compacting
+only full blocks: mixed, spot slower. Parsing numbers eight bytes at a time
+(also the integer digits only): slower on both. Building with -march=native:
+3-10% slower. The lab's price-indexed prototype, which needs no search, takes
+0.8x the time on spot and about half on USD-M, but 3.6x the memory on spot
+(its README has the figures and what it would still need).
 
 Applying an event is atomic: every level is parsed into scratch arrays
 before anything changes, and the quantities replaced are logged so that an
