@@ -8,7 +8,7 @@ same names wrap these.
 """
 
 cimport cython
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 
 # Levels per block of a side. 32 keys plus 32 quantities is 512 bytes: the
 # search reads 5 cache lines at most, an insert or a delete moves at most 31
@@ -24,16 +24,71 @@ cdef struct Block:
     int32_t n                   # levels in use, 1..BLOCK_CAP (an empty block is freed)
     Level lv[BLOCK_CAP]         # ascending by key; a level's quantity shares its key's line
 
+# A side's storage layout (Side.layout), and what the book asks for (Side.policy).
+cdef enum:
+    LAYOUT_BLOCKS = 0           # sorted blocks of levels: any prices, any spread
+    LAYOUT_PAGES = 1            # indexed by price: dense books, no search
+    LAYOUT_AUTO = 2             # policy only: pages when they fit the memory aim
+
+# Price-indexed storage (LAYOUT_PAGES). Prices are counted in units (one tick: the gcd of
+# the prices seen); unit k lives in bucket k >> 6, a 64-bit map of the units present with
+# their quantities packed in price order, and the buckets hang off pages of 64.
+cdef extern from *:
+    """
+    typedef struct {
+        uint64_t bits;          /* units present */
+        int32_t n, cap;         /* quantities held, allocated */
+        int64_t q[];            /* quantities of the units present, ascending */
+    } TbBucket;
+    typedef struct {
+        TbBucket *b[64];
+        uint64_t used_map;      /* buckets present */
+        int32_t used;
+    } TbPage;
+    #if defined(_MSC_VER)
+    #include <intrin.h>
+    static __inline int tb_popcount64(unsigned __int64 x) { return (int)__popcnt64(x); }
+    static __inline int tb_top_bit(unsigned __int64 x) { unsigned long i; _BitScanReverse64(&i, x); return (int)i; }
+    static __inline int tb_low_bit(unsigned __int64 x) { unsigned long i; _BitScanForward64(&i, x); return (int)i; }
+    #else
+    static inline int tb_popcount64(uint64_t x) { return __builtin_popcountll(x); }
+    static inline int tb_top_bit(uint64_t x) { return 63 - __builtin_clzll(x); }
+    static inline int tb_low_bit(uint64_t x) { return __builtin_ctzll(x); }
+    #endif
+    """
+    ctypedef struct Bucket "TbBucket":
+        uint64_t bits
+        int32_t n
+        int32_t cap
+        int64_t q[1]            # flexible: cap quantities are allocated
+    ctypedef struct Page "TbPage":
+        Bucket* b[64]
+        uint64_t used_map
+        int32_t used
+    int tb_popcount64(uint64_t x) noexcept nogil
+    int tb_top_bit(uint64_t x) noexcept nogil      # x != 0
+    int tb_low_bit(uint64_t x) noexcept nogil      # x != 0
+
 cdef struct Side:
-    # Levels sorted ascending by key, so the best level of either side is the
-    # last key of the last block: O(1) to read, and the busy region near the
-    # touch sits at the end where inserts move the fewest pairs.
+    int layout                  # LAYOUT_BLOCKS or LAYOUT_PAGES
+    int policy                  # LAYOUT_*: what the book asked for
+    Py_ssize_t count            # total levels
+    int64_t sign                # +1 bids, -1 asks: price = key * sign
+    # LAYOUT_BLOCKS: levels sorted ascending by key, so the best level of either side is
+    # the last key of the last block: O(1) to read, and the busy region near the touch
+    # sits at the end where inserts move the fewest pairs.
     Block** blocks              # owned array of owned blocks, ascending
     int64_t* firsts             # owned; firsts[i] == blocks[i].keys[0], for the block search
     Py_ssize_t nblocks
     Py_ssize_t cap              # allocated slots in blocks/firsts
-    Py_ssize_t count            # total levels
-    int64_t sign                # +1 bids, -1 asks: price = key * sign
+    # LAYOUT_PAGES: key = unit number * unit; page p covers units [p * 4096, p * 4096 + 4096)
+    Page** pages                # owned directory of owned pages (NULL: none there)
+    int64_t lo                  # page number of pages[0]
+    Py_ssize_t npages           # directory slots
+    int64_t unit                # > 0 once a level was stored
+    int64_t top                 # highest unit number present (the best level), or INT64_MIN
+    int64_t bottom              # lowest unit number present, or INT64_MAX
+    Py_ssize_t page_bytes       # bytes held by the directory, pages and buckets
 
 # Numeric values shared with tickbook._types (checked by tests/test_types.py).
 cdef enum:

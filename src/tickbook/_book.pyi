@@ -35,6 +35,7 @@ class OrderBook:
         step_size: str | None = ...,
         max_depth: int = ...,
         buffer_limit: int = ...,
+        layout: str | None = ...,
     ) -> None:
         """A local book for one symbol.
 
@@ -45,6 +46,13 @@ class OrderBook:
         levels per side (the worst are trimmed, and the book then knows it is
         incomplete beyond them). ``buffer_limit`` bounds the events kept
         while waiting for a snapshot (default 10,000; the oldest are dropped).
+        ``layout`` (``"auto"``, ``"blocks"`` or ``"pages"``; default
+        ``$TICKBOOK_LAYOUT``, else ``"auto"``) is how the core stores each side:
+        sorted blocks of levels (any spread of prices), or pages indexed by
+        price (dense books: no search, about half the update time), which
+        ``"auto"`` takes for a side whose snapshot fits them in 32 bytes per
+        level and gives up for blocks if they grow past 48. Results never
+        depend on it; the reference book only checks the name.
         """
 
     # identity and sync state
@@ -77,6 +85,9 @@ class OrderBook:
     def qty_scale(self) -> int | None: ...
     @property
     def max_depth(self) -> int: ...
+    @property
+    def layout(self) -> str:
+        """The ``layout`` the book was created with (after the default)."""
     @property
     def bid_count(self) -> int: ...
     @property
@@ -191,5 +202,7 @@ class OrderBook:
         """An independent copy: levels, state, IDs, scales, counters and buffer."""
     def memory_bytes(self) -> int:
         """Bytes held by the level storage (for the memory benchmarks)."""
+    def _layouts(self) -> tuple[str, str]:
+        """The storage the bids and the asks use now: "blocks" or "pages" each."""
     def _check(self) -> None:
         """Raise AssertionError if an invariant is broken."""

@@ -47,6 +47,7 @@ from tickbook._types import (
     OutOfSyncReason,
     SnapshotResult,
     SyncState,
+    layout_policy,
 )
 from tickbook.decode import decode_depth_message
 
@@ -177,6 +178,7 @@ class OrderBook:
         "_futures",
         "_gaps",
         "_last_update_id",
+        "_layout",
         "_market",
         "_max_depth",
         "_no_bridge",
@@ -204,6 +206,7 @@ class OrderBook:
         step_size: str | None = None,
         max_depth: int = 0,
         buffer_limit: int = DEFAULT_BUFFER_LIMIT,
+        layout: str | None = None,
     ) -> None:
         if not isinstance(symbol, str) or not symbol:
             raise ValueError(f"symbol must be a non-empty str, got {symbol!r}")
@@ -213,6 +216,7 @@ class OrderBook:
             raise ValueError(f"max_depth must be >= 0 (0: no cap), got {max_depth}")
         if buffer_limit < 1:
             raise ValueError(f"buffer_limit must be >= 1, got {buffer_limit}")
+        self._layout = layout_policy(layout)  # the core's storage choice; one layout here
         self._symbol = symbol
         self._market = Market.parse(market)
         self._futures = self._market.is_futures
@@ -387,6 +391,10 @@ class OrderBook:
     @property
     def max_depth(self) -> int:
         return self._max_depth
+
+    @property
+    def layout(self) -> str:
+        return self._layout
 
     @property
     def bid_count(self) -> int:

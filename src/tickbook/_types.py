@@ -7,6 +7,7 @@ numbers as C enums, and ``tests/test_types.py`` checks that they agree.
 from __future__ import annotations
 
 import enum
+import os
 from typing import Final
 
 
@@ -31,6 +32,26 @@ class Market(enum.StrEnum):
         except ValueError:
             names = ", ".join(m.value for m in cls)
             raise ValueError(f"unknown market {value!r}; expected one of: {names}") from None
+
+
+#: Storage layouts a book may ask for (``OrderBook(layout=...)``). The C core stores each
+#: side as sorted blocks of levels or as pages indexed by price; "auto" takes pages for a
+#: side whose snapshot they fit in the memory aim. The reference book has one layout and
+#: only checks the name.
+LAYOUTS: Final = ("auto", "blocks", "pages")
+#: Environment variable giving the layout of books created without ``layout=``.
+LAYOUT_ENV: Final = "TICKBOOK_LAYOUT"
+
+
+def layout_policy(layout: str | None) -> str:
+    """The layout a new book asks for: ``layout``, else ``$TICKBOOK_LAYOUT``, else "auto"."""
+    source = "layout"
+    if layout is None:
+        layout = os.environ.get(LAYOUT_ENV) or "auto"
+        source = f"${LAYOUT_ENV}"
+    if layout not in LAYOUTS:
+        raise ValueError(f"{source} must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    return layout
 
 
 class SyncState(enum.IntEnum):
