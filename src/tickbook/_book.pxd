@@ -51,7 +51,17 @@ cdef extern from *:
     static __inline int tb_top_bit(unsigned __int64 x) { unsigned long i; _BitScanReverse64(&i, x); return (int)i; }
     static __inline int tb_low_bit(unsigned __int64 x) { unsigned long i; _BitScanForward64(&i, x); return (int)i; }
     #else
+    #if defined(__POPCNT__)
     static inline int tb_popcount64(uint64_t x) { return __builtin_popcountll(x); }
+    #else
+    /* Without the instruction, __builtin_popcountll is a call into libgcc: count inline. */
+    static inline int tb_popcount64(uint64_t x) {
+        x = x - ((x >> 1) & 0x5555555555555555ULL);
+        x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+        x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+        return (int)((x * 0x0101010101010101ULL) >> 56);
+    }
+    #endif
     static inline int tb_top_bit(uint64_t x) { return 63 - __builtin_clzll(x); }
     static inline int tb_low_bit(uint64_t x) { return __builtin_ctzll(x); }
     #endif
@@ -86,6 +96,11 @@ cdef struct Side:
     int64_t lo                  # page number of pages[0]
     Py_ssize_t npages           # directory slots
     int64_t unit                # > 0 once a level was stored
+    # key / unit without a division (see units_of): unit = odd << unit_shift
+    int64_t unit_low_mask       # (1 << unit_shift) - 1
+    int unit_shift
+    uint64_t unit_inverse       # odd * unit_inverse == 1 (mod 2**64)
+    int64_t unit_qmin, unit_qmax    # INT64_MIN / odd, INT64_MAX / odd (empty when no unit)
     int64_t top                 # highest unit number present (the best level), or INT64_MIN
     int64_t bottom              # lowest unit number present, or INT64_MAX
     Py_ssize_t page_bytes       # bytes held by the directory, pages and buckets

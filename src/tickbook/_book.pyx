@@ -861,11 +861,52 @@ cdef inline Py_ssize_t bucket_bytes(int32_t cap) noexcept nogil:
     return sizeof(Bucket) + cap * sizeof(int64_t)
 
 
+cdef void pages_set_unit(Side* s, int64_t unit) noexcept nogil:
+    """Set the unit (> 0, or 0: none yet) and the constants of its exact division."""
+    cdef uint64_t odd, inv
+    cdef int i
+    s.unit = unit
+    if unit <= 0:
+        s.unit_shift = 0
+        s.unit_low_mask = 0
+        s.unit_inverse = 1
+        s.unit_qmin = 1                 # an empty range: no key is a whole number of units
+        s.unit_qmax = 0
+        return
+    s.unit_shift = tb_low_bit(<uint64_t>unit)
+    s.unit_low_mask = ((<int64_t>1) << s.unit_shift) - 1
+    odd = <uint64_t>unit >> s.unit_shift
+    inv = odd                           # Newton's iteration: each step doubles the correct bits
+    for i in range(5):
+        inv *= 2 - odd * inv
+    s.unit_inverse = inv
+    s.unit_qmin = INT64_MIN // <int64_t>odd
+    s.unit_qmax = INT64_MAX // <int64_t>odd
+
+
+cdef inline bint units_of(const Side* s, int64_t key, int64_t* u) noexcept nogil:
+    """key / unit, when key is a whole number of units, without a division instruction.
+
+    The low bits must be zero for the unit's power of two; then the rest times the odd
+    part's inverse mod 2**64 is the quotient exactly when the division is exact, and
+    otherwise lands outside [INT64_MIN / odd, INT64_MAX / odd] (both products would be
+    int64 values congruent mod 2**64, hence equal).
+    """
+    cdef int64_t q
+    if key & s.unit_low_mask:
+        return False
+    q = <int64_t>(<uint64_t>(key >> s.unit_shift) * s.unit_inverse)
+    if q < s.unit_qmin or q > s.unit_qmax:
+        return False
+    u[0] = q
+    return True
+
+
 cdef void pages_init(Side* s) noexcept:
     s.pages = NULL
     s.lo = 0
     s.npages = 0
-    s.unit = 0
+    pages_set_unit(s, 0)
     s.top = INT64_MIN
     s.bottom = INT64_MAX
     s.page_bytes = 0
@@ -1016,9 +1057,8 @@ cdef inline bint pages_best(const Side* s, int64_t* key, int64_t* qty) noexcept 
 cdef int64_t pages_get(const Side* s, int64_t key) noexcept nogil:
     cdef Bucket* b
     cdef int64_t u
-    if s.count == 0 or key % s.unit != 0:
+    if s.count == 0 or not units_of(s, key, &u):
         return 0
-    u = key // s.unit
     b = pages_bucket(s, u)
     return bucket_qty(b, u) if b != NULL else 0
 
@@ -1040,12 +1080,11 @@ cdef int64_t pages_set(Side* s, int64_t key, int64_t qty) except -1:
     cdef Bucket* b
     cdef uint64_t bit
     cdef bint grew = False
-    if s.unit == 0 or key % s.unit != 0:
+    if not units_of(s, key, &u):
         if qty == 0:
             return 0                    # not a whole number of units: no such level
         side_relayout(s, LAYOUT_PAGES, max(gcd64(s.unit, key), 1))
         return side_set(s, key, qty, NULL)
-    u = key // s.unit
     pg = u >> 12
     slot = (u >> 6) & 63
     tick = u & 63
@@ -1149,14 +1188,14 @@ cdef int pages_load(Side* s, const int64_t* keys, const int64_t* qtys, Py_ssize_
             hi = max(hi, keys[j])
     if lo > hi:
         s.layout = LAYOUT_PAGES
-        s.unit = g
+        pages_set_unit(s, g)
         return 0
     if g == 0:
         g = 1                           # only the price 0
     if (hi // g >> 12) - (lo // g >> 12) >= PAGES_MAX_DIRECTORY:
         return 1
     s.layout = LAYOUT_PAGES
-    s.unit = g
+    pages_set_unit(s, g)
     pages_cover(s, lo // g >> 12)
     pages_cover(s, hi // g >> 12)
     s.policy = LAYOUT_PAGES             # no budget check half way through
@@ -1175,7 +1214,7 @@ cdef int pages_copy(Side* dst, const Side* src) except -1:
     cdef const Page* p
     cdef Page* q
     cdef Bucket* b
-    dst.unit = src.unit
+    pages_set_unit(dst, src.unit)
     dst.top = src.top
     dst.bottom = src.bottom
     if src.npages:
