@@ -164,6 +164,12 @@ cdef class OrderBook:
     cdef bint _scales_given         # from tick_size/step_size, never inferred
     cdef object _pdiv               # 10**price_scale as a Python int (float conversion at the edge)
     cdef object _qdiv
+    cdef double _pdiv_f             # the same as doubles (exact: scales are at most 18), 0 if unknown
+    cdef double _qdiv_f
+    # What best_bid_ticks()/best_ask_ticks() returned, kept while that side's best level stays
+    # the same (None: not kept); bots read the top of book after every message.
+    cdef object _bid_ticks
+    cdef object _ask_ticks
     cdef int64_t _id                # book update ID, -1 before any snapshot
     cdef int _state
     cdef int _reason

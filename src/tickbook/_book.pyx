@@ -3,9 +3,17 @@
 
 Semantics: ``docs/book.md``. C-level interface: ``_book.pxd``. Typing: ``_book.pyi``.
 
-Storage. Each side is a sorted sequence of levels cut into blocks of at most
-``BLOCK_CAP`` (32) levels, ordered by *key*: the price for bids, minus the
-price for asks. Ascending keys put the best level of either side last, so:
+Storage. Each side is stored in one of two layouts (``Side.layout``), ordered
+by *key*: the price for bids, minus the price for asks, so the best level of
+either side has the highest key. *Pages* index the levels by price (see
+"one side: pages" below: no search, best for dense books); *blocks*, described
+here, hold any spread of prices. ``layout="auto"`` (the default) takes pages
+for a side whose snapshot they store in the memory aim and moves the side to
+blocks if they outgrow it: on the recordings, USD-M keeps pages and spot's
+book spreads out into blocks.
+
+Blocks. Each side is a sorted sequence of levels cut into blocks of at most
+``BLOCK_CAP`` (32) levels. Ascending keys put the best level last, so:
 
 - best bid/ask: the last key of the last block, O(1);
 - find a price: start at the touch's block, or at the block of the event's
@@ -44,9 +52,9 @@ USD-M. Applying each level as soon as it is parsed, in one pass with the
 scan: no faster on spot, slower on USD-M. Deleting in place and compacting
 only full blocks: mixed, spot slower. Parsing numbers eight bytes at a time
 (also the integer digits only): slower on both. Building with -march=native:
-3-10% slower. The lab's price-indexed prototype, which needs no search, takes
-0.8x the time on spot and about half on USD-M, but 3.6x the memory on spot
-(its README has the figures and what it would still need).
+3-10% slower. The lab's price-indexed prototype, which needs no search, took
+0.8x the time on spot and about half on USD-M, but 3.6x the memory on spot:
+it became the pages layout, which auto takes only where it fits.
 
 Applying an event is atomic: every level is parsed into scratch arrays
 before anything changes, and the quantities replaced are logged so that an
@@ -1532,6 +1540,21 @@ cdef inline object own_copy(object levels):
 
 
 @cython.final
+cdef double EXACT_DOUBLE = 9007199254740992.0     # 2**53
+
+
+cdef inline object ticks_to_float(int64_t ticks, double div_f, object div):
+    """ticks / div as Python computes it, without making int objects for the common case.
+
+    Below 2**53 a tick count is exact as a double, and so is a power of ten up to 10**22:
+    one IEEE division of the two is then the correctly rounded quotient, which is what
+    Python's int / int returns. Anything else goes through Python.
+    """
+    if div_f != 0.0 and -EXACT_DOUBLE < <double>ticks < EXACT_DOUBLE:
+        return (<double>ticks) / div_f
+    return ticks / div
+
+
 cdef dict _LAYOUT_POLICIES = {"auto": LAYOUT_AUTO, "blocks": LAYOUT_BLOCKS, "pages": LAYOUT_PAGES}
 cdef tuple _LAYOUT_NAMES = ("blocks", "pages", "auto")
 
@@ -1588,10 +1611,12 @@ cdef class OrderBook:
     def _set_price_scale(self, int scale):
         self._pscale = scale
         self._pdiv = 10 ** scale if scale >= 0 else None
+        self._pdiv_f = float(self._pdiv) if scale >= 0 else 0.0
 
     def _set_qty_scale(self, int scale):
         self._qscale = scale
         self._qdiv = 10 ** scale if scale >= 0 else None
+        self._qdiv_f = float(self._qdiv) if scale >= 0 else 0.0
 
     # ------------------------------------------------------------ state
 
@@ -1848,6 +1873,8 @@ cdef class OrderBook:
         side_free(&self._asks)
         self._bids = new_bids
         self._asks = new_asks
+        self._bid_ticks = None
+        self._ask_ticks = None
         self._id = lid
         self._n_snapshots += 1
         self._has_floor = self._bids.count > 0 and (limit is None or self._bids.count >= limit)
@@ -2217,6 +2244,10 @@ cdef class OrderBook:
             self._buffer = []
             self._set_state(STATE_OUT_OF_SYNC, REASON_CROSSED, detail)
             return F_CROSSED
+        if bk != bk0 or bq != bq0:
+            self._bid_ticks = None
+        if ak != ak0 or aq != aq0:
+            self._ask_ticks = None
         self._id = final_id
         if self._state == STATE_BRIDGING:
             self._set_state(STATE_SYNCED, REASON_NONE, "")
@@ -2275,27 +2306,33 @@ cdef class OrderBook:
 
     def best_bid_ticks(self):
         cdef int64_t p, q
+        if self._bid_ticks is not None:
+            return self._bid_ticks
         if not self.best_bid_c(&p, &q):
             return None
-        return (p, q)
+        self._bid_ticks = (p, q)
+        return self._bid_ticks
 
     def best_ask_ticks(self):
         cdef int64_t p, q
+        if self._ask_ticks is not None:
+            return self._ask_ticks
         if not self.best_ask_c(&p, &q):
             return None
-        return (p, q)
+        self._ask_ticks = (p, q)
+        return self._ask_ticks
 
     def best_bid(self):
         cdef int64_t p, q
         if not self.best_bid_c(&p, &q):
             return None
-        return (p / self._pdiv, q / self._qdiv)
+        return (ticks_to_float(p, self._pdiv_f, self._pdiv), ticks_to_float(q, self._qdiv_f, self._qdiv))
 
     def best_ask(self):
         cdef int64_t p, q
         if not self.best_ask_c(&p, &q):
             return None
-        return (p / self._pdiv, q / self._qdiv)
+        return (ticks_to_float(p, self._pdiv_f, self._pdiv), ticks_to_float(q, self._qdiv_f, self._qdiv))
 
     def best_bid_str(self):
         cdef int64_t p, q
@@ -2469,6 +2506,10 @@ cdef class OrderBook:
         cdef int64_t bp, bq, ap, aq
         side_check(&self._bids, "bids")
         side_check(&self._asks, "asks")
+        if self._bid_ticks is not None and (not self.best_bid_c(&bp, &bq) or self._bid_ticks != (bp, bq)):
+            raise AssertionError(f"kept best bid {self._bid_ticks} is not the best bid")
+        if self._ask_ticks is not None and (not self.best_ask_c(&ap, &aq) or self._ask_ticks != (ap, aq)):
+            raise AssertionError(f"kept best ask {self._ask_ticks} is not the best ask")
         if self._state == STATE_SYNCED and self.best_bid_c(&bp, &bq) and self.best_ask_c(&ap, &aq):
             if bp >= ap:
                 raise AssertionError(f"synced book is crossed: bid {bp} >= ask {ap}")
