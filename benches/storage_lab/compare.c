@@ -2,8 +2,8 @@
  *     compare ROUNDS FILE...
  * Each round replays every layout once, in alternating order; the table gives the median
  * ns per level of the stream, its ratio to the first layout, the bytes per level of the book
- * after the replay, and
- * whether the final books and the best-level changes equal the first layout's. */
+ * after the replay, and whether the final books and the best-level changes equal the first
+ * layout's (the exit status is 1 if any does not). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +38,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s ROUNDS(1-%d) FILE...\n", argv[0], MAX_ROUNDS);
         return 2;
     }
+    int differ = 0;
     for (int f = 2; f < argc; f++) {
         FILE *fp = fopen(argv[f], "rb");
         if (!fp) {
@@ -68,11 +69,12 @@ int main(int argc, char **argv) {
             double med = ns[v][rounds / 2] / last[v].levels;
             if (v == 0) first = med;
             int same = last[v].hash == last[0].hash && last[v].bbo_changes == last[0].bbo_changes;
-            printf("%-10s %-8s %6.2f ns/level  %.3f  %6.1f B/level  %s\n", name, layouts[v].name, med,
+            differ |= !same;
+            printf("%-10s %-14s %6.2f ns/level  %.3f  %6.1f B/level  %s\n", name, layouts[v].name, med,
                    med / first, (double)last[v].bytes / last[v].book_levels,
                    same ? "same book" : "DIFFERENT BOOK");
         }
         free(data);
     }
-    return 0;
+    return differ;
 }

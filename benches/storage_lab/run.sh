@@ -8,9 +8,17 @@ root=$(cd "$here/../.." && pwd)
 out=$root/build/storage_lab
 rounds=${1:-21}
 mkdir -p "$out"
-"$root/.venv/bin/python" "$here/dump_levels.py" "$out" spot usdm >/dev/null
+# dump_levels.py goes through the built tickbook, so a stream is dumped only when its file
+# is missing: delete build/storage_lab/*.bin to dump them again after a parsing change.
+missing=()
+for ds in spot usdm; do
+    [ -s "$out/$ds.bin" ] || missing+=("$ds")
+done
+if ((${#missing[@]})); then
+    "$root/.venv/bin/python" "$here/dump_levels.py" "$out" "${missing[@]}" >/dev/null
+fi
 objs=() xs=""
-for layout in blocks pages; do
+for layout in blocks pages pages_compact; do
     gcc -O3 -std=gnu11 -Wall ${LAB_CFLAGS:-} -c -DLAYOUT_HEADER="\"$here/$layout.h\"" -DLAB_RUN="lab_run_$layout" \
         "$here/replay.c" -o "$out/replay_$layout.o"
     objs+=("$out/replay_$layout.o")

@@ -1121,7 +1121,11 @@ cdef int64_t pages_set(Side* s, int64_t key, int64_t qty) except -1:
             return 0
         b = <Bucket*>malloc(bucket_bytes(BUCKET_FIRST_CAP))
         if b == NULL:
-            raise MemoryError()     # an empty page left behind is harmless (reused, freed with the side)
+            if p.used == 0:                 # a page made for this level: no empty page stays
+                free(p)
+                s.pages[r] = NULL
+                s.page_bytes -= sizeof(Page)
+            raise MemoryError()
         b.bits = 0
         b.n = 0
         b.cap = BUCKET_FIRST_CAP
