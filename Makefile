@@ -86,8 +86,8 @@ test: build ## run the test suite (every book test runs on the Cython core and t
 test-py: $(STAMP_VENV) ## run the test suite with TICKBOOK_NO_EXTENSIONS=1 (pure Python only)
 	$(call run_pytest,$(PYTEST_ARGS) tests,TICKBOOK_NO_EXTENSIONS=1)
 
-test-debug: debug ## build the debug profile, then run the test suite on it
-	$(call run_pytest,$(PYTEST_ARGS) tests,)
+test-debug: debug ## build the debug profile, then run the test suite on it (core variants)
+	$(call run_pytest,$(PYTEST_ARGS) tests,TICKBOOK_TEST_CORE_ONLY=1)
 	$(call run_pytest,$(PYTEST_ARGS) $(BOOK_TESTS),TICKBOOK_LAYOUT=pages)
 
 demo: build ## watch a real recorded market served by the local exchange, check the books (DEMO_ARGS=...)

@@ -16,6 +16,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+# The implementations the parametrized tests run: the Cython core ("c") and the pure-Python
+# reference ("py"). The core-only passes of the Makefile (the pages layout pass, and the
+# debug profile's pass) leave out "py": the pure-Python code is the same whatever the
+# core's storage or build profile, and the first pass of `make test` already ran it.
+CORE_ONLY_ENV = "TICKBOOK_TEST_CORE_ONLY"
+IMPLEMENTATIONS = ["c"] if os.environ.get(CORE_ONLY_ENV) or os.environ.get("TICKBOOK_LAYOUT") else ["c", "py"]
+
 # A standard book used by many tests: tick size 0.01 (price scale 2), step 0.001 (qty scale 3).
 TICK = "0.01000000"
 STEP = "0.00100000"

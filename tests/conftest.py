@@ -49,9 +49,7 @@ def _load(impl: str) -> type:
     return PyOrderBook
 
 
-# With TICKBOOK_LAYOUT set (the second pass of ``make test`` sets it to "pages"), the suite
-# is there for the core's storage: the reference, which has one layout, already ran.
-IMPLEMENTATIONS = ["c"] if os.environ.get("TICKBOOK_LAYOUT") else ["c", "py"]
+from _helpers import IMPLEMENTATIONS  # noqa: E402  (after the sys.path line above)
 
 
 @pytest.fixture(scope="session", params=IMPLEMENTATIONS)

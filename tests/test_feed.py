@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import uvloop
 
+from _helpers import IMPLEMENTATIONS
 from tickbook.feed import DepthFeed, FeedError, StateKind
 from tickbook.sim.market import GeneratedMarket, RecordedMarket
 from tickbook.sim.pytest_plugin import ExchangeHandle, run_exchange
@@ -36,7 +37,7 @@ TOP = 10
 Source = Callable[[], Any]
 
 
-@pytest.fixture(params=["c", "py"])
+@pytest.fixture(params=IMPLEMENTATIONS)
 def impl(request: pytest.FixtureRequest) -> str:
     """Which router and book: the Cython core or the pure-Python reference."""
     return str(request.param)

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from _helpers import IMPLEMENTATIONS
 from tickbook.cli import main
 from tickbook.recording import RecordingWriter, SnapshotFile
 from tickbook.replay import Replay, replay_files
@@ -31,7 +32,7 @@ REAL = ROOT / "data" / "real"
 HFT = REAL / "hftbacktest"
 DERIVED = REAL / "derived"
 CF = REAL / "cryptofeed"
-IMPLS = [pytest.param("c", id="c"), pytest.param("py", id="py")]
+IMPLS = [pytest.param(name, id=name) for name in IMPLEMENTATIONS]
 
 
 def load_impl(name: str) -> type:

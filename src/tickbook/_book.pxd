@@ -48,8 +48,12 @@ cdef extern from *:
     #if defined(_MSC_VER)
     #include <intrin.h>
     static __inline int tb_popcount64(unsigned __int64 x) { return (int)__popcnt64(x); }
-    static __inline int tb_top_bit(unsigned __int64 x) { unsigned long i; _BitScanReverse64(&i, x); return (int)i; }
-    static __inline int tb_low_bit(unsigned __int64 x) { unsigned long i; _BitScanForward64(&i, x); return (int)i; }
+    static __inline int tb_top_bit(unsigned __int64 x) {
+        unsigned long i; _BitScanReverse64(&i, x); return (int)i;
+    }
+    static __inline int tb_low_bit(unsigned __int64 x) {
+        unsigned long i; _BitScanForward64(&i, x); return (int)i;
+    }
     #else
     #if defined(__POPCNT__)
     static inline int tb_popcount64(uint64_t x) { return __builtin_popcountll(x); }

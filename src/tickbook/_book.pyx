@@ -872,7 +872,7 @@ cdef inline Py_ssize_t bucket_bytes(int32_t cap) noexcept nogil:
 cdef void pages_set_unit(Side* s, int64_t unit) noexcept nogil:
     """Set the unit (> 0, or 0: none yet) and the constants of its exact division."""
     cdef uint64_t odd, inv
-    cdef int i
+    cdef int _step
     s.unit = unit
     if unit <= 0:
         s.unit_shift = 0
@@ -885,7 +885,7 @@ cdef void pages_set_unit(Side* s, int64_t unit) noexcept nogil:
     s.unit_low_mask = ((<int64_t>1) << s.unit_shift) - 1
     odd = <uint64_t>unit >> s.unit_shift
     inv = odd                           # Newton's iteration: each step doubles the correct bits
-    for i in range(5):
+    for _step in range(5):
         inv *= 2 - odd * inv
     s.unit_inverse = inv
     s.unit_qmin = INT64_MIN // <int64_t>odd
