@@ -102,7 +102,7 @@ bench-report: build $(STAMP_BENCH) ## run benches/ and rewrite BENCHMARKS.md (ta
 bench-feed: build $(STAMP_BENCH) ## live feed vs websockets/aiohttp readers on loopback; rewrites its BENCHMARKS.md block (FEED_ARGS=--quick)
 	$(VPY) benches/feed_bench.py $(FEED_ARGS) --out BENCHMARKS.md
 
-storage-lab: build ## compare the core's block layout with a price-indexed prototype in C on the recordings' level streams
+storage-lab: build ## the storage layouts in C on the recordings' level streams (blocks, pages, two tiers, an order-free bound)
 	benches/storage_lab/run.sh $(LAB_ROUNDS)
 
 lint: $(STAMP_VENV) ## ruff check + ruff format --check; cython-lint on the .pyx/.pxd files

@@ -12,6 +12,9 @@
 #define MERGE_BELOW (BLOCK_CAP / 4)
 #define MERGE_MAX (BLOCK_CAP * 3 / 4)
 #define SNAPSHOT_FILL (BLOCK_CAP * 3 / 4)
+#ifndef FNV_OFFSET
+#define FNV_OFFSET 1469598103934665603ULL
+#endif
 
 typedef struct {
     int64_t key, qty;
@@ -216,9 +219,9 @@ static inline int side_best(const Side *s, int64_t *key, int64_t *qty) {
     return 1;
 }
 
-/* FNV-1a over (key, qty) in ascending key order: equal books hash equal in every layout. */
-static uint64_t side_hash(const Side *s) {
-    uint64_t h = 1469598103934665603ULL;
+/* FNV-1a over (key, qty) in ascending key order, continuing from h: equal books hash equal
+ * in every layout (side_hash starts from the FNV offset). */
+static uint64_t side_hash_from(const Side *s, uint64_t h) {
     for (ptrdiff_t i = 0; i < s->nblocks; i++)
         for (int j = 0; j < s->blocks[i]->n; j++) {
             h = (h ^ (uint64_t)s->blocks[i]->lv[j].key) * 1099511628211ULL;
@@ -226,6 +229,8 @@ static uint64_t side_hash(const Side *s) {
         }
     return h;
 }
+
+static uint64_t side_hash(const Side *s) { return side_hash_from(s, FNV_OFFSET); }
 
 static size_t side_bytes(const Side *s) {
     return s->nblocks * sizeof(Block) + s->cap * (sizeof(Block *) + sizeof(int64_t));

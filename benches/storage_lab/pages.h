@@ -127,8 +127,7 @@ static inline int side_best(const Side *s, int64_t *key, int64_t *qty) {
     return 1;
 }
 
-static uint64_t side_hash(const Side *s) {
-    uint64_t h = 1469598103934665603ULL;
+static uint64_t side_hash_from(const Side *s, uint64_t h) {
     for (ptrdiff_t i = 0; i < s->np; i++) {
         const Page *p = s->pages[i];
         if (!p) continue;
@@ -145,6 +144,8 @@ static uint64_t side_hash(const Side *s) {
     }
     return h;
 }
+
+static uint64_t side_hash(const Side *s) { return side_hash_from(s, FNV_OFFSET); }
 
 static size_t side_bytes(const Side *s) {
     size_t t = s->np * sizeof(Page *);

@@ -175,7 +175,7 @@ static inline int side_best(const Side *s, int64_t *key, int64_t *qty) {
 
 /* Same order and hash as the other layouts: ascending key. */
 static uint64_t side_hash(const Side *s) {
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = FNV_OFFSET;
     for (ptrdiff_t i = 0; i < s->np; i++) {
         const Page *p = s->pages[i];
         if (!p) continue;

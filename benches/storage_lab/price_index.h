@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef FNV_OFFSET
+#define FNV_OFFSET 1469598103934665603ULL
+#endif
+
 typedef struct {
     uint64_t bits; /* ticks present */
     int32_t n, cap;
