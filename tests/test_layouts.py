@@ -1,16 +1,20 @@
-"""The core's two storage layouts (sorted blocks, pages indexed by price) and its choice.
+"""The core's storage layouts (sorted blocks, pages indexed by price, tiers of the two) and
+its choice.
 
 A book's results never depend on the layout: every test here compares the core, in each
 layout, with the pure-Python reference after every event (all levels as ticks, the
 checksum, ``_check()``). What the layout itself must do is checked on the core through
-``_layouts()``: "auto" takes pages for a dense snapshot and blocks for a sparse one and gives
-pages up when the book spreads out; pages re-key themselves for a finer price and fall
-back to blocks for prices too far apart. The whole book suite also runs with every side
+``_layouts()`` and ``_tiers()``: "auto" takes pages for a dense snapshot and tiers for a
+sparse one and moves from pages to tiers when the book spreads out; pages re-key themselves
+for a finer price and fall back to blocks for prices too far apart; tiers keep a window
+below the best key in their near tier, the rest in the far one, and rebuild themselves
+around the touch when it leaves the window. The whole book suite also runs with every side
 in pages (``TICKBOOK_LAYOUT=pages``, the second pass of ``make test``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,9 +22,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from _helpers import STEP, TICK, fmt
+from tickbook import _book
 from tickbook._types import LAYOUT_ENV
 
-LAYOUTS = ("auto", "blocks", "pages")
+LAYOUTS = ("auto", "blocks", "pages", "tiers")
+
+
+@pytest.fixture
+def window() -> Iterator[Any]:
+    """``window(units)`` sets the tiers' window for the books built after it; restored after."""
+    default = _book._tiers_window()
+    yield _book._tiers_window
+    _book._tiers_window(default)
 
 
 def event(U: int, bids: list[tuple[int, int]], asks: list[tuple[int, int]]) -> bytes:
@@ -80,7 +93,7 @@ def test_the_layout_name_is_checked(book_cls: type, monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv(LAYOUT_ENV, raising=False)
     assert book_cls("BTCUSDT").layout == "auto"
     assert book_cls("BTCUSDT", layout="blocks").layout == "blocks"
-    with pytest.raises(ValueError, match=r"layout must be one of auto, blocks, pages, got 'sorted'"):
+    with pytest.raises(ValueError, match=r"layout must be one of auto, blocks, pages, tiers, got 'sorted'"):
         book_cls("BTCUSDT", layout="sorted")
     monkeypatch.setenv(LAYOUT_ENV, "pages")
     assert book_cls("BTCUSDT").layout == "pages"
@@ -102,21 +115,25 @@ def test_auto_takes_pages_for_a_dense_snapshot(both_book_classes: tuple[type, ty
     assert_same(made)
 
 
-def test_auto_takes_blocks_for_a_sparse_snapshot(both_book_classes: tuple[type, type]) -> None:
+def test_auto_takes_tiers_for_a_sparse_snapshot(both_book_classes: tuple[type, type]) -> None:
     made = books(both_book_classes)
     # one level every 40,000 ticks: each level would need a page of its own
     far = 40_001
     snapshot(made, dense(50_000_000, 100, step=far), dense(50_000_001 + far * 99, 100, step=far)[::-1])
-    assert made["auto"]._layouts() == ("blocks", "blocks")
+    # the window of 32,768 ticks below the best holds the best level only: in pages
+    assert made["auto"]._layouts() == ("tiers:pages", "tiers:pages")
+    assert [(t["near_levels"], t["far_levels"]) for t in made["auto"]._tiers()] == [(1, 99), (1, 99)]
     assert made["pages"]._layouts() == ("pages", "pages")
-    assert made["pages"].memory_bytes() > made["blocks"].memory_bytes()
+    assert made["pages"].memory_bytes() > 2 * made["auto"].memory_bytes()
     assert_same(made)
 
 
-def test_auto_gives_up_pages_when_the_book_spreads_out(both_book_classes: tuple[type, type]) -> None:
+def test_auto_moves_from_pages_to_tiers_when_the_book_spreads_out(
+    both_book_classes: tuple[type, type],
+) -> None:
     made = books(both_book_classes)
     snapshot(made, dense(10_000_00, 200), [(10_000_01, 5)])
-    assert made["auto"]._layouts() == ("pages", "blocks")  # one ask alone does not fit 32 B
+    assert made["auto"]._layouts() == ("pages", "tiers:pages")  # one ask alone does not fit 32 B
     U = 2
     # isolated far bids, one page each, until pages cost more than 48 bytes a level + 32 KiB
     while made["auto"]._layouts()[0] == "pages":
@@ -124,7 +141,14 @@ def test_auto_gives_up_pages_when_the_book_spreads_out(both_book_classes: tuple[
         apply_everywhere(made, event(U, [(10_000_00 - 10_000 * U, 7)], []))
         U += 1
     assert made["pages"]._layouts() == ("pages", "pages")
-    # and the blocks carry on: updates, deletes, new levels near the touch
+    assert made["auto"]._layouts()[0] == "tiers:pages"
+    near, far = made["auto"]._tiers()[0]["near_levels"], made["auto"]._tiers()[0]["far_levels"]
+    # the window below the best (32,768 ticks, but at most 1/64 of the price: 15,625 here)
+    # holds the dense levels, far the isolated ones
+    assert made["auto"]._tiers()[0]["floor"] == 10_000_00 - 15_625
+    assert near == 200
+    assert far == U - 2
+    # and the tiers carry on: updates, deletes, new levels near the touch
     apply_everywhere(
         made, event(U, [(10_000_00, 0), (9_999_99, 3), (10_000_00 - 10_000 * 3, 0)], [(10_000_02, 9)])
     )
@@ -183,6 +207,85 @@ def test_the_depth_cap_trims_the_worst_level_in_every_layout(
     assert made[layout].ask_ceiling == made["py"].ask_ceiling
 
 
+# ------------------------------------------------------------------------ tiers
+
+
+def test_tiers_keep_a_window_below_the_best_in_their_near_tier(
+    both_book_classes: tuple[type, type], window: Any
+) -> None:
+    window(100)
+    made = books(both_book_classes)
+    snapshot(made, dense(10_000_00, 300), dense(10_000_01 + 299, 300)[::-1])
+    bids, asks = made["tiers"]._tiers()
+    assert bids["floor"] == 10_000_00 - 100
+    assert asks["floor"] == -(10_000_01 + 100)
+    assert (bids["near_levels"], bids["far_levels"]) == (101, 199)
+    assert (asks["near_levels"], asks["far_levels"]) == (101, 199)
+    assert made["tiers"]._layouts() == ("tiers:pages", "tiers:pages")
+    # updates, deletes and inserts on both sides of each floor, and at it
+    apply_everywhere(made, event(2, [(9_999_00, 1), (9_999_01, 0), (9_998_99, 0), (9_990_00, 5)], []))
+    apply_everywhere(made, event(3, [(9_999_50, 0), (9_950_00, 0), (9_949_99, 8)], [(10_001_01, 0)]))
+    assert made["tiers"].qty_at_ticks(9_999_00) == made["py"].qty_at_ticks(9_999_00) == 1
+
+
+def test_tiers_rebuild_around_the_touch_when_it_leaves_the_window(
+    both_book_classes: tuple[type, type], window: Any
+) -> None:
+    window(100)
+    made = books(both_book_classes)
+    snapshot(made, dense(10_000_00, 300), dense(20_000_00 + 299, 300)[::-1])
+    rebuilds = _book._tier_rebuilds()
+    # the touch moves up by more than the window: rebuilt around the new best
+    apply_everywhere(made, event(2, [(10_000_50, 4)], []))
+    assert _book._tier_rebuilds() == rebuilds
+    apply_everywhere(made, event(3, [(10_001_01, 4)], []))
+    assert _book._tier_rebuilds() == rebuilds + 1
+    assert made["tiers"]._tiers()[0]["floor"] == 10_001_01 - 100
+    # the touch falls below the floor + a quarter window (10_000_26): rebuilt around it
+    apply_everywhere(made, event(4, [(10_001_01, 0)], []))  # best 10_000_50: inside
+    assert _book._tier_rebuilds() == rebuilds + 1
+    apply_everywhere(made, event(5, [(10_000_50, 0)], []))  # best 10_000_00: rebuilt
+    assert _book._tier_rebuilds() == rebuilds + 2
+    apply_everywhere(made, event(6, [(10_000_00 - i, 0) for i in range(30)], []))  # 9_999_70: inside
+    assert _book._tier_rebuilds() == rebuilds + 2
+    bids = made["tiers"]._tiers()[0]
+    assert bids["floor"] == 10_000_00 - 100
+    assert (bids["near_levels"], bids["far_levels"]) == (71, 199)
+    # a side emptied and refilled: the first level centres the window again
+    apply_everywhere(made, event(7, [], [(20_000_00 + i, 0) for i in range(300)]))
+    apply_everywhere(made, event(8, [], [(15_000_00, 2), (15_000_01, 3)]))
+    assert made["tiers"]._tiers()[1]["floor"] == -(15_000_00 + 100)
+
+
+def test_tiers_rekey_their_near_pages_for_a_finer_price(
+    both_book_classes: tuple[type, type], window: Any
+) -> None:
+    window(1_000)
+    made = books(both_book_classes)
+    snapshot(made, dense(10_000_00, 60, step=100), dense(10_001_00 + 59 * 100, 60, step=100)[::-1])
+    apply_everywhere(made, event(2, [(9_999_37, 4), (9_000_03, 2)], [(10_001_25, 6)]))
+    assert made["tiers"]._layouts() == ("tiers:pages", "tiers:pages")
+    apply_everywhere(made, event(3, [(9_999_37, 0), (10_000_00, 0), (9_000_03, 0)], [(10_001_00, 0)]))
+
+
+def test_a_copy_of_tiers_is_independent(both_book_classes: tuple[type, type], window: Any) -> None:
+    window(50)
+    made = books(both_book_classes)
+    snapshot(made, dense(10_000_00, 300), dense(10_000_01 + 299, 300)[::-1])
+    twin = made["tiers"].copy()
+    twin._check()
+    assert twin._layouts() == ("tiers:pages", "tiers:pages")
+    same = ("floor", "low", "high", "near_levels", "far_levels", "near_bytes")
+    for got, want in zip(twin._tiers(), made["tiers"]._tiers(), strict=True):
+        assert {k: got[k] for k in same} == {k: want[k] for k in same}
+        assert got["far_bytes"] <= want["far_bytes"]  # a copy's blocks array has no spare slots
+    apply_everywhere(made, event(2, [(10_000_00, 0), (9_998_00, 0)], [(10_000_05, 0)]))
+    twin._check()
+    assert twin.best_bid_ticks() == (10_000_00, 1000)
+    assert twin.qty_at_ticks(9_998_00) == 1200  # in the far tier
+    assert twin.bids_ticks() != made["tiers"].bids_ticks()
+
+
 # ------------------------------------------------------------------------ generated
 
 
@@ -215,14 +318,31 @@ def updates(draw: st.DrawFn) -> list[tuple[list[tuple[int, int]], list[tuple[int
     snap_asks=st.integers(0, 400),
     step=st.sampled_from([1, 3, 100]),
     stream=updates(),
+    sweep=st.tuples(st.integers(0, 25), st.integers(0, 150)),
+    tiers_window=st.sampled_from([8, 300, 32_768]),
 )
 def test_every_layout_matches_the_reference(
-    both_book_classes: tuple[type, type], snap_bids: int, snap_asks: int, step: int, stream: Any
+    both_book_classes: tuple[type, type],
+    snap_bids: int,
+    snap_asks: int,
+    step: int,
+    stream: Any,
+    sweep: tuple[int, int],
+    tiers_window: int,
 ) -> None:
-    made = books(both_book_classes)
-    snapshot(
-        made, dense(TOUCH - step, snap_bids, step), dense(TOUCH + step * snap_asks, snap_asks, step)[::-1]
-    )
-    assert_same(made)
-    for U, (bids, asks) in enumerate(stream, start=2):
-        apply_everywhere(made, event(U, bids, asks))
+    """``sweep`` (at, k): before the at-th event, one deleting the k best snapshot levels of
+    each side, so that the touch moves out of the tiers' window (small windows rebuild)."""
+    bids = dense(TOUCH - step, snap_bids, step)
+    asks = dense(TOUCH + step * snap_asks, snap_asks, step)[::-1]
+    at, k = sweep
+    stream = list(stream)
+    stream.insert(min(at, len(stream)), ([(p, 0) for p, _ in bids[:k]], [(p, 0) for p, _ in asks[:k]]))
+    default = _book._tiers_window(tiers_window)
+    try:
+        made = books(both_book_classes)
+        snapshot(made, bids, asks)
+        assert_same(made)
+        for U, (event_bids, event_asks) in enumerate(stream, start=2):
+            apply_everywhere(made, event(U, event_bids, event_asks))
+    finally:
+        _book._tiers_window(default)

@@ -28,7 +28,9 @@ cdef struct Block:
 cdef enum:
     LAYOUT_BLOCKS = 0           # sorted blocks of levels: any prices, any spread
     LAYOUT_PAGES = 1            # indexed by price: dense books, no search
-    LAYOUT_AUTO = 2             # policy only: pages when they fit the memory aim
+    LAYOUT_AUTO = 2             # policy only: pages when they fit the memory aim, else tiers
+    LAYOUT_TIERS = 3            # two inner sides: pages near the touch, blocks beyond
+    LAYOUT_NEAR = 4             # policy only (a tiers side's near tier): pages, else blocks
 
 # Price-indexed storage (LAYOUT_PAGES). Prices are counted in units (one tick: the gcd of
 # the prices seen); unit k lives in bucket k >> 6, a 64-bit map of the units present with
@@ -108,6 +110,13 @@ cdef struct Side:
     int64_t top                 # highest unit number present (the best level), or INT64_MIN
     int64_t bottom              # lowest unit number present, or INT64_MAX
     Py_ssize_t page_bytes       # bytes held by the directory, pages and buckets
+    # LAYOUT_TIERS: the keys >= tier_floor in near (its own layout, policy LAYOUT_NEAR), the
+    # others in far (blocks); this side's own blocks and pages stay empty.
+    Side* near                  # owned, or NULL when the side is not tiers
+    Side* far                   # owned, or NULL when the side is not tiers
+    int64_t tier_floor          # INT64_MIN: every key goes to near
+    int64_t tier_low            # the side is rebuilt when its best key leaves [low, high]
+    int64_t tier_high
 
 # Numeric values shared with tickbook._types (checked by tests/test_types.py).
 cdef enum:

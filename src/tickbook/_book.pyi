@@ -46,13 +46,15 @@ class OrderBook:
         levels per side (the worst are trimmed, and the book then knows it is
         incomplete beyond them). ``buffer_limit`` bounds the events kept
         while waiting for a snapshot (default 10,000; the oldest are dropped).
-        ``layout`` (``"auto"``, ``"blocks"`` or ``"pages"``; default
-        ``$TICKBOOK_LAYOUT``, else ``"auto"``) is how the core stores each side:
-        sorted blocks of levels (any spread of prices), or pages indexed by
-        price (dense books: no search, about half the update time), which
-        ``"auto"`` takes for a side whose snapshot fits them in 32 bytes per
-        level and gives up for blocks if they grow past 48. Results never
-        depend on it; the reference book only checks the name.
+        ``layout`` (``"auto"``, ``"blocks"``, ``"pages"`` or ``"tiers"``;
+        default ``$TICKBOOK_LAYOUT``, else ``"auto"``) is how the core stores
+        each side: sorted blocks of levels (any spread of prices), pages
+        indexed by price (dense books: no search, about half the update time),
+        or tiers (pages for a window below the best price, blocks beyond it).
+        ``"auto"`` takes pages for a side whose snapshot fits them in 32 bytes
+        per level, else tiers, and moves from pages to tiers if they grow past
+        48. Results never depend on it; the reference book only checks the
+        name.
         """
 
     # identity and sync state
@@ -203,6 +205,10 @@ class OrderBook:
     def memory_bytes(self) -> int:
         """Bytes held by the level storage (for the memory benchmarks)."""
     def _layouts(self) -> tuple[str, str]:
-        """The storage the bids and the asks use now: "blocks" or "pages" each."""
+        """The storage the bids and the asks use now: "blocks", "pages", or "tiers:" and the
+        near tier's layout ("tiers:pages" or "tiers:blocks")."""
+    def _tiers(self) -> tuple[dict[str, int] | None, dict[str, int] | None]:
+        """For each tiers side (None otherwise), bids then asks: its floor key, the window's
+        bounds (low, high) and the levels and bytes of its near and far tiers."""
     def _check(self) -> None:
         """Raise AssertionError if an invariant is broken."""

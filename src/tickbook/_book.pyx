@@ -3,14 +3,15 @@
 
 Semantics: ``docs/book.md``. C-level interface: ``_book.pxd``. Typing: ``_book.pyi``.
 
-Storage. Each side is stored in one of two layouts (``Side.layout``), ordered
-by *key*: the price for bids, minus the price for asks, so the best level of
-either side has the highest key. *Pages* index the levels by price (see
-"one side: pages" below: no search, best for dense books); *blocks*, described
-here, hold any spread of prices. ``layout="auto"`` (the default) takes pages
-for a side whose snapshot they store in the memory aim and moves the side to
-blocks if they outgrow it: on the recordings, USD-M keeps pages and spot's
-book spreads out into blocks.
+Storage. Each side is stored in one of three layouts (``Side.layout``),
+ordered by *key*: the price for bids, minus the price for asks, so the best
+level of either side has the highest key. *Pages* index the levels by price
+(see "one side: pages" below: no search, best for dense books); *blocks*,
+described here, hold any spread of prices; *tiers* ("one side: tiers") keep
+pages for a window below the best key and blocks beyond it. ``layout="auto"``
+(the default) takes pages for a side whose snapshot they store in the memory
+aim and moves the side to tiers if they outgrow it: on the recordings, USD-M
+keeps pages and spot's book spreads out into tiers.
 
 Blocks. Each side is a sorted sequence of levels cut into blocks of at most
 ``BLOCK_CAP`` (32) levels. Ascending keys put the best level last, so:
@@ -1072,15 +1073,21 @@ cdef int64_t pages_get(const Side* s, int64_t key) noexcept nogil:
 
 
 cdef int pages_over_budget(const Side* s) noexcept nogil:
-    return (s.policy == LAYOUT_AUTO
+    return ((s.policy == LAYOUT_AUTO or s.policy == LAYOUT_NEAR)
             and s.page_bytes > PAGES_MAX_BYTES_PER_LEVEL * s.count + PAGES_SLACK_BYTES)
+
+
+cdef inline int pages_spill(const Side* s) noexcept nogil:
+    """Where a side leaves pages for (over the memory aim, or prices too far apart):
+    auto goes to tiers, which keep pages near the touch; anything else to blocks."""
+    return LAYOUT_TIERS if s.policy == LAYOUT_AUTO else LAYOUT_BLOCKS
 
 
 cdef int64_t pages_set(Side* s, int64_t key, int64_t qty) except -1:
     """Set the level at key to qty (0 deletes); return the previous quantity (0: none).
 
-    May change the side's layout (a new unit, or blocks): the caller must not keep
-    pointers into the side across the call.
+    May change the side's layout (a new unit, or ``pages_spill``): the caller must not
+    keep pointers into the side across the call.
     """
     cdef int64_t u, old, pg, r
     cdef int slot, pos, tick
@@ -1101,7 +1108,7 @@ cdef int64_t pages_set(Side* s, int64_t key, int64_t qty) except -1:
         if qty == 0:
             return 0
         if pages_cover(s, pg):
-            side_relayout(s, LAYOUT_BLOCKS, 0)      # prices too far apart for the directory
+            side_relayout(s, pages_spill(s), 0)     # prices too far apart for the directory
             return side_set(s, key, qty, NULL)
         r = pg - s.lo
         p = s.pages[r]
@@ -1179,7 +1186,7 @@ cdef int64_t pages_set(Side* s, int64_t key, int64_t qty) except -1:
     if u < s.bottom:
         s.bottom = u
     if grew and pages_over_budget(s):
-        side_relayout(s, LAYOUT_BLOCKS, 0)
+        side_relayout(s, pages_spill(s), 0)
     return 0
 
 
@@ -1337,18 +1344,200 @@ cdef int pages_check(const Side* s, str name) except -1:
     return 0
 
 
-# ---------------------------------------------------------------- one side: either layout
+# ---------------------------------------------------------------- one side: tiers
+
+# Tiers. Spot's book is dense near the touch and sparse beyond it: after the
+# recording's replay its 600 best levels a side sit in 3-5 pages, the other
+# 1,400-2,400 one or two to a bucket across hundreds of pages, where pages cost
+# 3.6 times the blocks' bytes. Yet most of the levels its events touch are near
+# the touch. So a tiers side keeps two inner sides: near, the keys at or above
+# tier_floor, and far, every key below (blocks). A set goes to one of them by one
+# compare. The floor sits TIERS_WINDOW ticks below the best key (at most 1/64 of
+# the price), so near spans a few pages and stays in pages (its policy LAYOUT_NEAR falls back to
+# blocks only past the memory aim). When the best key moves a window above the
+# one it had at the last build, or three quarters of a window below it, the side
+# is rebuilt around the new best: O(levels), twice in the spot recording.
+# benches/storage_lab has the measurements (tiered.h).
+cdef int64_t TIERS_WINDOW = 32768          # units: 8 pages of 4096
+
+
+cdef inline int64_t add_clamped(int64_t a, int64_t b) noexcept nogil:
+    """a + b for b >= 0, clamped at INT64_MAX."""
+    return INT64_MAX if a > INT64_MAX - b else a + b
+
+
+cdef inline int64_t sub_clamped(int64_t a, int64_t b) noexcept nogil:
+    """a - b for b >= 0, clamped at INT64_MIN."""
+    return INT64_MIN if a < INT64_MIN + b else a - b
+
+
+cdef int tiers_build(Side* s, const int64_t* keys, const int64_t* qtys, Py_ssize_t n) except -1:
+    """Make the empty side s tiers from n distinct keys, best first, quantities > 0."""
+    cdef Py_ssize_t j, k = n
+    cdef int64_t unit = 0, window = 0, floor = INT64_MIN
+    cdef Side* near = <Side*>malloc(sizeof(Side))
+    cdef Side* far = <Side*>malloc(sizeof(Side))
+    if n >= 2:                  # one price alone says nothing of the tick
+        for j in range(n):
+            unit = gcd64(unit, keys[j])
+    if unit == 0:
+        unit = 1
+    if n:
+        # TIERS_WINDOW ticks, but at most 1/64 of the price (a gcd of a few prices can be
+        # far coarser than the tick) and at least 64 units of the price's scale
+        window = TIERS_WINDOW * unit if unit <= INT64_MAX // TIERS_WINDOW else INT64_MAX
+        window = max(min(window, (keys[0] if keys[0] >= 0 else -keys[0]) >> 6), 64)
+        floor = sub_clamped(keys[0], window)
+        k = 0
+        while k < n and keys[k] >= floor:
+            k += 1
+    if near != NULL:
+        side_init(near, s.sign, LAYOUT_NEAR)
+    if far != NULL:
+        side_init(far, s.sign, LAYOUT_BLOCKS)
+    try:
+        if near == NULL or far == NULL:
+            raise MemoryError()
+        side_load_keys(near, keys, qtys, k, LAYOUT_NEAR, unit)
+        side_load_keys(far, keys + k, qtys + k, n - k, LAYOUT_BLOCKS, 0)
+    except BaseException:
+        if near != NULL:
+            side_free(near)
+        if far != NULL:
+            side_free(far)
+        free(near)
+        free(far)
+        raise
+    s.layout = LAYOUT_TIERS
+    s.near = near
+    s.far = far
+    s.count = n
+    s.tier_floor = floor
+    if n:           # rebuild once the best key leaves [floor + window / 4, best + window]
+        s.tier_low = add_clamped(floor, window // 4)
+        s.tier_high = add_clamped(keys[0], window)
+    else:           # empty: rebuild at the first level, to centre the window on it
+        s.tier_low = INT64_MIN
+        s.tier_high = INT64_MIN
+    return 0
+
+
+cdef int tiers_load(Side* s, const int64_t* keys, const int64_t* qtys, Py_ssize_t n) except -1:
+    """Fill the empty side s with tiers from keys in any order (zero quantities skipped,
+    last one wins): sorted through blocks first, then split."""
+    cdef Side sorted_side
+    cdef Py_ssize_t m
+    cdef int64_t* best_keys = NULL
+    cdef int64_t* best_qtys = NULL
+    side_init(&sorted_side, s.sign, LAYOUT_BLOCKS)
+    try:
+        side_load_keys(&sorted_side, keys, qtys, n, LAYOUT_BLOCKS, 0)
+        m = sorted_side.count
+        best_keys = <int64_t*>malloc(max(m, 1) * sizeof(int64_t))
+        best_qtys = <int64_t*>malloc(max(m, 1) * sizeof(int64_t))
+        if best_keys == NULL or best_qtys == NULL:
+            raise MemoryError()
+        side_collect(&sorted_side, m, best_keys, best_qtys)
+        tiers_build(s, best_keys, best_qtys, m)
+    finally:
+        side_free(&sorted_side)
+        free(best_keys)
+        free(best_qtys)
+    return 0
+
+
+cdef inline int64_t best_key_of(const Side* s) noexcept nogil:
+    """The best key of a non-empty pages or blocks side."""
+    if s.layout == LAYOUT_PAGES:
+        return s.top * s.unit
+    return s.blocks[s.nblocks - 1].lv[s.blocks[s.nblocks - 1].n - 1].key
+
+
+cdef inline int64_t tiers_set(Side* s, int64_t key, int64_t qty, Py_ssize_t* hint) except -1:
+    cdef Side* near = s.near
+    cdef int64_t old
+    cdef bint moved = False
+    if key >= s.tier_floor:
+        if near.layout == LAYOUT_PAGES:
+            old = pages_set(near, key, qty)         # may leave pages: near stays valid
+        else:
+            old = blocks_set(near, key, qty, NULL)
+        if qty == 0:        # a delete moves the touch down only if near's best goes
+            moved = old != 0 and (near.count == 0 or best_key_of(near) < s.tier_low)
+        else:               # an insert moves it up only to the inserted key
+            moved = old == 0 and key > s.tier_high
+    else:                   # below the window: never the best while near holds a level
+        old = blocks_set(s.far, key, qty, hint)
+    s.count = near.count + s.far.count
+    if moved:
+        try:        # the touch left the window: rebuild the tiers around it
+            side_relayout(s, LAYOUT_TIERS, 0)
+            global _n_tier_rebuilds
+            _n_tier_rebuilds += 1
+        except MemoryError:
+            pass    # the tiers stay as they were: a valid side, only slower to update
+    return old
+
+
+cdef int tiers_copy(Side* dst, const Side* src) except -1:
+    """Copy the tiers side src into dst, initialised empty with src's policy."""
+    dst.near = <Side*>malloc(sizeof(Side))
+    dst.far = <Side*>malloc(sizeof(Side))
+    if dst.near == NULL or dst.far == NULL:
+        free(dst.near)
+        free(dst.far)
+        dst.near = dst.far = NULL
+        raise MemoryError()
+    side_init(dst.near, src.sign, LAYOUT_NEAR)
+    side_init(dst.far, src.sign, LAYOUT_BLOCKS)
+    dst.layout = LAYOUT_TIERS       # from here side_free releases both inner sides
+    dst.tier_floor = src.tier_floor
+    dst.tier_low = src.tier_low
+    dst.tier_high = src.tier_high
+    side_copy(dst.near, src.near)
+    side_copy(dst.far, src.far)
+    return 0
+
+
+cdef int tiers_check(const Side* s, str name) except -1:
+    cdef int64_t key = 0, qty = 0
+    if s.nblocks or s.blocks != NULL or s.npages or s.pages != NULL:
+        raise AssertionError(f"{name}: tiers with blocks or pages of its own")
+    if s.near == NULL or s.far == NULL:
+        raise AssertionError(f"{name}: tiers without both inner sides")
+    if s.near.layout == LAYOUT_TIERS or s.far.layout != LAYOUT_BLOCKS:
+        raise AssertionError(f"{name}: inner layouts {s.near.layout}, {s.far.layout}")
+    side_check(s.near, name + " (near tier)")
+    side_check(s.far, name + " (far tier)")
+    if s.count != s.near.count + s.far.count:
+        raise AssertionError(f"{name}: count {s.count}, tiers hold {s.near.count} + {s.far.count}")
+    if side_lowest(s.near, &key) and key < s.tier_floor:
+        raise AssertionError(f"{name}: near tier holds key {key} below its floor {s.tier_floor}")
+    if side_best(s.far, &key, &qty) and key >= s.tier_floor:
+        raise AssertionError(f"{name}: far tier holds key {key} at or above the floor {s.tier_floor}")
+    return 0
+
+
+# ---------------------------------------------------------------- one side: any layout
 
 cdef void side_init(Side* s, int64_t sign, int policy) noexcept:
     s.layout = LAYOUT_BLOCKS
     s.policy = policy
     s.count = 0
     s.sign = sign
+    s.near = s.far = NULL
+    s.tier_floor = INT64_MIN
+    s.tier_low = s.tier_high = INT64_MIN
     blocks_init(s)
     pages_init(s)
 
 
 cdef void side_free(Side* s) noexcept:
+    if s.layout == LAYOUT_TIERS:
+        side_free(s.near)
+        side_free(s.far)
+        free(s.near)
+        free(s.far)
     blocks_free(s)
     pages_free(s)
     side_init(s, s.sign, s.policy)
@@ -1362,12 +1551,18 @@ cdef int64_t side_set(Side* s, int64_t key, int64_t qty, Py_ssize_t* hint=NULL) 
     """
     if s.layout == LAYOUT_PAGES:
         return pages_set(s, key, qty)
+    if s.layout == LAYOUT_TIERS:
+        return tiers_set(s, key, qty, hint)
     return blocks_set(s, key, qty, hint)
 
 
 cdef inline bint side_best(const Side* s, int64_t* key, int64_t* qty) noexcept nogil:
     if s.layout == LAYOUT_PAGES:
         return pages_best(s, key, qty)
+    if s.layout == LAYOUT_TIERS:
+        if s.near.count:
+            return side_best(s.near, key, qty)
+        return blocks_best(s.far, key, qty)
     return blocks_best(s, key, qty)
 
 
@@ -1375,6 +1570,8 @@ cdef inline bint side_lowest(const Side* s, int64_t* key) noexcept nogil:
     """The side's worst level: the lowest bid, or the highest ask (as its key)."""
     if s.count == 0:
         return False
+    if s.layout == LAYOUT_TIERS:
+        return side_lowest(s.far, key) if s.far.count else side_lowest(s.near, key)
     if s.layout == LAYOUT_PAGES:
         key[0] = s.bottom * s.unit
     else:
@@ -1385,12 +1582,21 @@ cdef inline bint side_lowest(const Side* s, int64_t* key) noexcept nogil:
 cdef int64_t side_get(const Side* s, int64_t key) noexcept nogil:
     if s.layout == LAYOUT_PAGES:
         return pages_get(s, key)
+    if s.layout == LAYOUT_TIERS:
+        return side_get(s.near if key >= s.tier_floor else s.far, key)
     return blocks_get(s, key)
 
 
 cdef Py_ssize_t side_collect(const Side* s, Py_ssize_t want, int64_t* keys, int64_t* qtys) noexcept:
+    """The best ``want`` levels (at most count), best first, as keys and quantities."""
+    cdef Py_ssize_t got
     if s.layout == LAYOUT_PAGES:
         return pages_collect(s, want, keys, qtys)
+    if s.layout == LAYOUT_TIERS:
+        got = side_collect(s.near, want, keys, qtys)
+        if got < want:
+            got += side_collect(s.far, want - got, keys + got, qtys + got)
+        return got
     return blocks_collect(s, want, keys, qtys)
 
 
@@ -1400,15 +1606,23 @@ cdef int side_load_keys(Side* s, const int64_t* keys, const int64_t* qtys, Py_ss
 
     ``layout`` LAYOUT_PAGES (with ``unit`` folded into the pages' unit) falls back to
     blocks when the keys are too far apart; LAYOUT_AUTO takes pages when they fit the
-    memory aim (PAGES_LOAD_BYTES_PER_LEVEL).
+    memory aim (PAGES_LOAD_BYTES_PER_LEVEL), else tiers; LAYOUT_NEAR (a tiers side's
+    near tier, a window of a few pages) takes pages unless they are over the budget that
+    moves a side off pages (``pages_over_budget``), else blocks; LAYOUT_TIERS takes tiers.
     """
     cdef Py_ssize_t j
     cdef int64_t* px
+    if layout == LAYOUT_TIERS:
+        return tiers_load(s, keys, qtys, n)
     if layout != LAYOUT_BLOCKS and pages_load(s, keys, qtys, n, unit) == 0:
-        if layout == LAYOUT_PAGES or (s.count and s.page_bytes <= PAGES_LOAD_BYTES_PER_LEVEL * s.count):
+        if (layout == LAYOUT_PAGES
+                or (s.count and s.page_bytes <= PAGES_LOAD_BYTES_PER_LEVEL * s.count)
+                or (layout == LAYOUT_NEAR and not pages_over_budget(s))):
             return 0
         pages_free(s)
         s.count = 0
+    if layout == LAYOUT_AUTO:
+        return tiers_load(s, keys, qtys, n)
     s.layout = LAYOUT_BLOCKS
     px = <int64_t*>malloc(max(n, 1) * sizeof(int64_t))
     if px == NULL:
@@ -1465,13 +1679,16 @@ cdef int side_relayout(Side* s, int layout, int64_t unit) except -1:
 
 cdef int side_copy(Side* dst, const Side* src) except -1:
     side_init(dst, src.sign, src.policy)
-    dst.layout = src.layout
-    dst.count = src.count
     try:
-        if src.layout == LAYOUT_PAGES:
-            pages_copy(dst, src)
+        if src.layout == LAYOUT_TIERS:
+            tiers_copy(dst, src)
         else:
-            blocks_copy(dst, src)
+            dst.layout = src.layout
+            if src.layout == LAYOUT_PAGES:
+                pages_copy(dst, src)
+            else:
+                blocks_copy(dst, src)
+        dst.count = src.count
     except BaseException:
         side_free(dst)
         raise
@@ -1505,10 +1722,16 @@ cdef list side_levels(const Side* s, object n):
 cdef Py_ssize_t side_memory(const Side* s) noexcept:
     if s.layout == LAYOUT_PAGES:
         return s.page_bytes
+    if s.layout == LAYOUT_TIERS:
+        return 2 * sizeof(Side) + side_memory(s.near) + side_memory(s.far)
     return blocks_memory(s)
 
 
 cdef int side_check(const Side* s, str name) except -1:
+    if s.layout == LAYOUT_TIERS:
+        return tiers_check(s, name)
+    if s.near != NULL or s.far != NULL:
+        raise AssertionError(f"{name}: inner sides left over")
     if s.layout == LAYOUT_PAGES:
         if s.nblocks or s.blocks != NULL:
             raise AssertionError(f"{name}: pages with blocks left over")
@@ -1559,8 +1782,42 @@ cdef inline object ticks_to_float(int64_t ticks, double div_f, object div):
     return ticks / div
 
 
-cdef dict _LAYOUT_POLICIES = {"auto": LAYOUT_AUTO, "blocks": LAYOUT_BLOCKS, "pages": LAYOUT_PAGES}
-cdef tuple _LAYOUT_NAMES = ("blocks", "pages", "auto")
+cdef object tiers_info(const Side* s):
+    if s.layout != LAYOUT_TIERS:
+        return None
+    return {"floor": s.tier_floor, "low": s.tier_low, "high": s.tier_high,
+            "near_levels": s.near.count, "near_bytes": side_memory(s.near),
+            "far_levels": s.far.count, "far_bytes": side_memory(s.far)}
+
+
+cdef str side_layout_name(const Side* s):
+    if s.layout == LAYOUT_TIERS:
+        return "tiers:" + _LAYOUT_NAMES[s.near.layout]
+    return _LAYOUT_NAMES[s.layout]
+
+
+def _tiers_window(units=None):
+    """The units (ticks) between a tiers side's best key and its floor at a build (32768);
+    set it with ``units`` (for tests, which make it small to move the window often)."""
+    global TIERS_WINDOW
+    if units is not None:
+        if not isinstance(units, int) or not 1 <= units <= 1 << 40:
+            raise ValueError(f"units must be an int in 1..2**40, got {units!r}")
+        TIERS_WINDOW = units
+    return TIERS_WINDOW
+
+
+cdef Py_ssize_t _n_tier_rebuilds = 0
+
+
+def _tier_rebuilds():
+    """How many times tiers sides were rebuilt since the module was loaded."""
+    return _n_tier_rebuilds
+
+
+cdef dict _LAYOUT_POLICIES = {
+    "auto": LAYOUT_AUTO, "blocks": LAYOUT_BLOCKS, "pages": LAYOUT_PAGES, "tiers": LAYOUT_TIERS}
+cdef tuple _LAYOUT_NAMES = ("blocks", "pages", "auto", "tiers", "near")
 
 
 cdef class OrderBook:
@@ -1672,13 +1929,19 @@ cdef class OrderBook:
     def max_depth(self):
         return self._max_depth
 
+    def _tiers(self):
+        """For each tiers side (None otherwise), bids then asks: its floor key and the
+        levels and bytes of its near and far tiers. Core only, for tests and tuning."""
+        return tiers_info(&self._bids), tiers_info(&self._asks)
+
     @property
     def layout(self):
         return _LAYOUT_NAMES[self._bids.policy]
 
     def _layouts(self):
-        """The storage each side uses now: ("blocks" or "pages", same for asks)."""
-        return _LAYOUT_NAMES[self._bids.layout], _LAYOUT_NAMES[self._asks.layout]
+        """The storage each side uses now, bids then asks: "blocks", "pages", or for tiers
+        "tiers:" and the near tier's layout ("tiers:pages" or "tiers:blocks")."""
+        return side_layout_name(&self._bids), side_layout_name(&self._asks)
 
     @property
     def bid_count(self):

@@ -35,10 +35,11 @@ class Market(enum.StrEnum):
 
 
 #: Storage layouts a book may ask for (``OrderBook(layout=...)``). The C core stores each
-#: side as sorted blocks of levels or as pages indexed by price; "auto" takes pages for a
-#: side whose snapshot they fit in the memory aim. The reference book has one layout and
-#: only checks the name.
-LAYOUTS: Final = ("auto", "blocks", "pages")
+#: side as sorted blocks of levels, as pages indexed by price, or as tiers (pages for the
+#: levels near the touch, blocks beyond); "auto" takes pages for a side whose snapshot
+#: they fit in the memory aim, and tiers otherwise or once pages outgrow it. The
+#: reference book has one layout and only checks the name.
+LAYOUTS: Final = ("auto", "blocks", "pages", "tiers")
 #: Environment variable giving the layout of books created without ``layout=``.
 LAYOUT_ENV: Final = "TICKBOOK_LAYOUT"
 
