@@ -30,10 +30,17 @@ LAYOUTS = ("auto", "blocks", "pages", "tiers")
 
 @pytest.fixture
 def window() -> Iterator[Any]:
-    """``window(units)`` sets the tiers' window for the books built after it; restored after."""
-    default = _book._tiers_window()
-    yield _book._tiers_window
-    _book._tiers_window(default)
+    """``window(units, dense=0)`` sets the tiers' pages window and dense window (0: none) for
+    the books built after it; both are restored after the test."""
+    defaults = _book._tiers_window(), _book._tiers_dense_slots()
+
+    def set_window(units: int, dense: int = 0) -> None:
+        _book._tiers_window(units)
+        _book._tiers_dense_slots(dense)
+
+    yield set_window
+    _book._tiers_window(defaults[0])
+    _book._tiers_dense_slots(defaults[1])
 
 
 def event(U: int, bids: list[tuple[int, int]], asks: list[tuple[int, int]]) -> bytes:
@@ -141,13 +148,13 @@ def test_auto_moves_from_pages_to_tiers_when_the_book_spreads_out(
         apply_everywhere(made, event(U, [(10_000_00 - 10_000 * U, 7)], []))
         U += 1
     assert made["pages"]._layouts() == ("pages", "pages")
-    assert made["auto"]._layouts()[0] == "tiers:pages"
-    near, far = made["auto"]._tiers()[0]["near_levels"], made["auto"]._tiers()[0]["far_levels"]
-    # the window below the best (32,768 ticks, but at most 1/64 of the price: 15,625 here)
-    # holds the dense levels, far the isolated ones
-    assert made["auto"]._tiers()[0]["floor"] == 10_000_00 - 15_625
-    assert near == 200
-    assert far == U - 2
+    # 200 levels within 24,576 ticks of the best: a dense window, the isolated bids beyond
+    assert made["auto"]._layouts()[0] == "tiers:dense"
+    tiers = made["auto"]._tiers()[0]
+    assert tiers["floor"] == 10_000_00 - 24_576
+    inside = sum(1 for price, _ in made["py"].bids_ticks() if price >= tiers["floor"])
+    assert (tiers["near_levels"], tiers["far_levels"]) == (inside, 200 + U - 2 - inside)
+    assert inside == 201  # the dense levels and the isolated bid 20,000 ticks down
     # and the tiers carry on: updates, deletes, new levels near the touch
     apply_everywhere(
         made, event(U, [(10_000_00, 0), (9_999_99, 3), (10_000_00 - 10_000 * 3, 0)], [(10_000_02, 9)])
@@ -286,6 +293,53 @@ def test_a_copy_of_tiers_is_independent(both_book_classes: tuple[type, type], wi
     assert twin.bids_ticks() != made["tiers"].bids_ticks()
 
 
+def test_a_busy_window_is_dense(both_book_classes: tuple[type, type], window: Any) -> None:
+    window(32_768, dense=4096)
+    made = books(both_book_classes, max_depth=3000)
+    snapshot(made, dense(10_000_00, 4000), dense(10_000_01 + 3999, 4000)[::-1])
+    assert made["tiers"]._layouts() == ("tiers:dense", "tiers:dense")
+    bids = made["tiers"]._tiers()[0]
+    # the best key at three quarters of the window: 3,072 units below it, 1,023 above
+    assert (bids["floor"], bids["low"], bids["high"]) == (
+        10_000_00 - 3072,
+        10_000_00 - 2560,
+        10_000_00 + 1023,
+    )
+    assert (bids["near_levels"], bids["far_levels"]) == (3000, 0)  # the depth cap kept 3,000
+    assert bids["near_bytes"] == 4096 * 8 + 4096 // 8 + 4096 // 512
+    # updates, deletes (the best, the lowest), inserts inside the window and below it
+    apply_everywhere(made, event(2, [(10_000_00, 0), (9_999_98, 5), (9_997_00, 0), (9_990_00, 0)], []))
+    apply_everywhere(made, event(3, [(9_997_01, 0), (10_000_00, 6), (9_996_90, 0)], [(10_000_01, 0)]))
+    twin = made["tiers"].copy()
+    twin._check()
+    assert twin._layouts() == made["tiers"]._layouts()
+    assert twin.bids_ticks() == made["tiers"].bids_ticks()
+    apply_everywhere(made, event(4, [(9_999_99, 0)], []))
+    assert twin.qty_at_ticks(9_999_99) == made["py"].qty_at_ticks(9_999_99) + 1001
+
+
+def test_a_dense_window_gives_way_to_pages_and_returns(
+    both_book_classes: tuple[type, type], window: Any
+) -> None:
+    window(32_768, dense=4096)
+    made = books(both_book_classes)
+    # prices 100 ticks apart: the window's unit is 100 ticks, 409,600 ticks of window
+    snapshot(made, dense(10_000_00, 400, step=100), dense(20_000_00 + 399 * 100, 400, step=100)[::-1])
+    assert made["tiers"]._layouts() == ("tiers:dense", "tiers:dense")
+    rebuilds = _book._tier_rebuilds()
+    # a price between two units: the near tier becomes pages with the finer unit
+    apply_everywhere(made, event(2, [(9_990_37, 4), (9_990_38, 0)], []))
+    assert made["tiers"]._layouts() == ("tiers:pages", "tiers:dense")
+    # a bid above the window's top: the touch left it, the side is rebuilt: dense, finer
+    apply_everywhere(made, event(3, [(10_000_00 + 102_400, 3)], [(20_000_00, 0)]))
+    assert _book._tier_rebuilds() == rebuilds + 1
+    assert made["tiers"]._layouts() == ("tiers:pages", "tiers:dense")  # too few levels near it
+    apply_everywhere(made, event(4, [(10_000_00 + 102_400, 0)], []))  # back down: rebuilt
+    assert _book._tier_rebuilds() == rebuilds + 2
+    assert made["tiers"]._layouts() == ("tiers:dense", "tiers:dense")
+    assert made["tiers"]._tiers()[0]["floor"] == 10_000_00 - 3072  # unit 1 tick now
+
+
 # ------------------------------------------------------------------------ generated
 
 
@@ -320,6 +374,7 @@ def updates(draw: st.DrawFn) -> list[tuple[list[tuple[int, int]], list[tuple[int
     stream=updates(),
     sweep=st.tuples(st.integers(0, 25), st.integers(0, 150)),
     tiers_window=st.sampled_from([8, 300, 32_768]),
+    dense_slots=st.sampled_from([0, 4096]),
 )
 def test_every_layout_matches_the_reference(
     both_book_classes: tuple[type, type],
@@ -329,6 +384,7 @@ def test_every_layout_matches_the_reference(
     stream: Any,
     sweep: tuple[int, int],
     tiers_window: int,
+    dense_slots: int,
 ) -> None:
     """``sweep`` (at, k): before the at-th event, one deleting the k best snapshot levels of
     each side, so that the touch moves out of the tiers' window (small windows rebuild)."""
@@ -337,7 +393,9 @@ def test_every_layout_matches_the_reference(
     at, k = sweep
     stream = list(stream)
     stream.insert(min(at, len(stream)), ([(p, 0) for p, _ in bids[:k]], [(p, 0) for p, _ in asks[:k]]))
-    default = _book._tiers_window(tiers_window)
+    defaults = _book._tiers_window(), _book._tiers_dense_slots()
+    _book._tiers_window(tiers_window)
+    _book._tiers_dense_slots(dense_slots)
     try:
         made = books(both_book_classes)
         snapshot(made, bids, asks)
@@ -345,4 +403,5 @@ def test_every_layout_matches_the_reference(
         for U, (event_bids, event_asks) in enumerate(stream, start=2):
             apply_everywhere(made, event(U, event_bids, event_asks))
     finally:
-        _book._tiers_window(default)
+        _book._tiers_window(defaults[0])
+        _book._tiers_dense_slots(defaults[1])

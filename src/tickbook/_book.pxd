@@ -31,6 +31,7 @@ cdef enum:
     LAYOUT_AUTO = 2             # policy only: pages when they fit the memory aim, else tiers
     LAYOUT_TIERS = 3            # two inner sides: pages near the touch, blocks beyond
     LAYOUT_NEAR = 4             # policy only (a tiers side's near tier): pages, else blocks
+    LAYOUT_DENSE = 5            # a tiers side's near tier only: a quantity per tick of a window
 
 # Price-indexed storage (LAYOUT_PAGES). Prices are counted in units (one tick: the gcd of
 # the prices seen); unit k lives in bucket k >> 6, a 64-bit map of the units present with
@@ -117,6 +118,14 @@ cdef struct Side:
     int64_t tier_floor          # INT64_MIN: every key goes to near
     int64_t tier_low            # the side is rebuilt when its best key leaves [low, high]
     int64_t tier_high
+    # LAYOUT_DENSE: the units [0, dense_slots) of a window starting at key dense_base, each
+    # with its quantity (0: no level) and a bit; a bit per word of bits; the unit's division
+    # constants, top (best) and bottom (lowest) as in pages, counted in slots.
+    int64_t* dense_q            # owned, dense_slots quantities
+    uint64_t* dense_bits        # owned, dense_slots / 64 words
+    uint64_t* dense_words       # owned, dense_slots / 4096 words: which words of bits are not 0
+    int64_t dense_base
+    Py_ssize_t dense_slots      # a multiple of 4096
 
 # Numeric values shared with tickbook._types (checked by tests/test_types.py).
 cdef enum:

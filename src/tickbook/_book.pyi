@@ -50,11 +50,11 @@ class OrderBook:
         default ``$TICKBOOK_LAYOUT``, else ``"auto"``) is how the core stores
         each side: sorted blocks of levels (any spread of prices), pages
         indexed by price (dense books: no search, about half the update time),
-        or tiers (pages for a window below the best price, blocks beyond it).
-        ``"auto"`` takes pages for a side whose snapshot fits them in 32 bytes
-        per level, else tiers, and moves from pages to tiers if they grow past
-        48. Results never depend on it; the reference book only checks the
-        name.
+        or tiers (a window near the best price, as a quantity per tick when it
+        is busy, else pages; blocks beyond it). ``"auto"`` takes pages for a
+        side whose snapshot fits them in 32 bytes per level, else tiers, and
+        moves from pages to tiers if they grow past 48. Results never depend on
+        it; the reference book only checks the name.
         """
 
     # identity and sync state
@@ -206,7 +206,7 @@ class OrderBook:
         """Bytes held by the level storage (for the memory benchmarks)."""
     def _layouts(self) -> tuple[str, str]:
         """The storage the bids and the asks use now: "blocks", "pages", or "tiers:" and the
-        near tier's layout ("tiers:pages" or "tiers:blocks")."""
+        near tier's layout ("tiers:dense", "tiers:pages" or "tiers:blocks")."""
     def _tiers(self) -> tuple[dict[str, int] | None, dict[str, int] | None]:
         """For each tiers side (None otherwise), bids then asks: its floor key, the window's
         bounds (low, high) and the levels and bytes of its near and far tiers."""
