@@ -955,6 +955,10 @@ def synthetic_levels(per_side: int, seed: int = 7) -> tuple[list[tuple[str, str]
     return bids, asks
 
 
+#: The memory table's row of the core as built by default (``layout="auto"``): the target row.
+CORE_MEMORY_LABEL = "tickbook core, `memory_bytes()`"
+
+
 def _books_from(
     bids: list[tuple[str, str]], asks: list[tuple[str, str]], market: str
 ) -> list[tuple[str, Any]]:
@@ -965,7 +969,10 @@ def _books_from(
     if CoreBook is not None:
         core = CoreBook("BTCUSDT", market)
         core.apply_snapshot(1, blob_b, blob_a)
-        rows.append(("tickbook core, `memory_bytes()`", core.memory_bytes()))
+        rows.append((CORE_MEMORY_LABEL, core.memory_bytes()))
+        lean = CoreBook("BTCUSDT", market, layout="blocks")
+        lean.apply_snapshot(1, blob_b, blob_a)
+        rows.append(('tickbook core, `layout="blocks"`, `memory_bytes()`', lean.memory_bytes()))
     ref = RefBook("BTCUSDT", market)
     ref.apply_snapshot(1, blob_b, blob_a)
     rows.append(("tickbook reference, `memory_bytes()` (getsizeof estimate)", ref.memory_bytes()))
@@ -1048,7 +1055,7 @@ def memory_table(datasets: list[Dataset], per_side: int = 5_000) -> list[dict[st
             add(case, label + " (built fresh)", n, size)
     b, a = synthetic_levels(per_side)
     for label, size in _books_from(b, a, "spot"):
-        add(f"{per_side:,} levels per side", label, len(b) + len(a), size, label.startswith("tickbook core"))
+        add(f"{per_side:,} levels per side", label, len(b) + len(a), size, label == CORE_MEMORY_LABEL)
     return rows
 
 

@@ -18,7 +18,7 @@ if ((${#missing[@]})); then
     "$root/.venv/bin/python" "$here/dump_levels.py" "$out" "${missing[@]}" >/dev/null
 fi
 objs=() xs=""
-for layout in blocks pages pages_compact tiered bound_hash; do
+for layout in blocks pages pages_compact tiered dense_window bound_hash; do
     gcc -O3 -std=gnu11 -Wall ${LAB_CFLAGS:-} -c -DLAYOUT_HEADER="\"$here/$layout.h\"" -DLAB_RUN="lab_run_$layout" \
         "$here/replay.c" -o "$out/replay_$layout.o"
     objs+=("$out/replay_$layout.o")
