@@ -7,9 +7,10 @@ checksum, ``_check()``). What the layout itself must do is checked on the core t
 ``_layouts()`` and ``_tiers()``: "auto" takes pages for a dense snapshot and tiers for a
 sparse one and moves from pages to tiers when the book spreads out; pages re-key themselves
 for a finer price and fall back to blocks for prices too far apart; tiers keep a window
-below the best key in their near tier, the rest in the far one, and rebuild themselves
-around the touch when it leaves the window. The whole book suite also runs with every side
-in pages (``TICKBOOK_LAYOUT=pages``, the second pass of ``make test``).
+near the best key in their near tier (dense when busy, else pages), the rest in the far
+one, and rebuild themselves around the touch when it leaves the window. The whole book
+suite also runs with every side in pages (``TICKBOOK_LAYOUT=pages``, the second pass of
+``make test``).
 """
 
 from __future__ import annotations

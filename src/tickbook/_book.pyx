@@ -55,7 +55,13 @@ only full blocks: mixed, spot slower. Parsing numbers eight bytes at a time
 (also the integer digits only): slower on both. Building with -march=native:
 3-10% slower. The lab's price-indexed prototype, which needs no search, took
 0.8x the time on spot and about half on USD-M, but 3.6x the memory on spot:
-it became the pages layout, which auto takes only where it fits.
+it became the pages layout, which auto takes only where it fits. For the
+dense windows of tiers (end to end on spot, interleaved in one process):
+prefetching an event's slots before setting them, and keeping freed windows
+for the next one instead of a fresh calloc, were no faster; nor was finding
+the unit without Euclid's divisions. 65,536 ticks of window gave no more than
+32,768. Moving a bucket's quantities by a loop instead of memmove in pages:
+mixed, USD-M slower.
 
 Applying an event is atomic: every level is parsed into scratch arrays
 before anything changes, and the quantities replaced are logged so that an
