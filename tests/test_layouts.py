@@ -341,6 +341,20 @@ def test_a_dense_window_gives_way_to_pages_and_returns(
     assert made["tiers"]._tiers()[0]["floor"] == 10_000_00 - 3072  # unit 1 tick now
 
 
+def test_a_dense_window_at_the_top_of_the_price_range(
+    both_book_classes: tuple[type, type], window: Any
+) -> None:
+    window(32_768, dense=4096)
+    made = books(both_book_classes)
+    top = 2**63 - 1  # the highest price in ticks: the window's top would lie beyond it
+    snapshot(made, dense(top - 500, 300), [(top, 5)])
+    assert made["tiers"]._layouts()[0] == "tiers:dense"
+    assert made["tiers"]._tiers()[0]["high"] == top  # clamped, not wrapped
+    rebuilds = _book._tier_rebuilds()
+    apply_everywhere(made, event(2, [(top - 495, 2), (top - 500, 0)], []))
+    assert _book._tier_rebuilds() == rebuilds
+
+
 # ------------------------------------------------------------------------ generated
 
 

@@ -1614,7 +1614,7 @@ cdef int tiers_build(Side* s, const int64_t* keys, const int64_t* qtys, Py_ssize
     s.tier_floor = floor
     if dense:       # rebuild once the best key leaves [floor + window / 8, the window's top]
         s.tier_low = floor + window // 8
-        s.tier_high = floor + window - unit
+        s.tier_high = add_clamped(floor, window - unit)
     elif n:         # rebuild once the best key leaves [floor + window / 4, best + window]
         s.tier_low = add_clamped(floor, window // 4)
         s.tier_high = add_clamped(keys[0], window)
