@@ -1891,7 +1891,10 @@ cdef int side_relayout(Side* s, int layout, int64_t unit) except -1:
         if keys == NULL or qtys == NULL:
             raise MemoryError()
         side_collect(s, n, keys, qtys)
-        side_load_keys(&t, keys, qtys, n, layout, unit)
+        if layout == LAYOUT_TIERS:
+            tiers_build(&t, keys, qtys, n)      # collected: distinct and best first, no sort
+        else:
+            side_load_keys(&t, keys, qtys, n, layout, unit)
     except BaseException:
         side_free(&t)
         raise
