@@ -355,6 +355,91 @@ def test_a_dense_window_at_the_top_of_the_price_range(
     assert _book._tier_rebuilds() == rebuilds
 
 
+def slid_and_rebuilt() -> tuple[int, int]:
+    return _book._tier_slides(), _book._tier_rebuilds()
+
+
+def test_a_dense_window_slides_up_with_the_touch(both_book_classes: tuple[type, type], window: Any) -> None:
+    window(32_768, dense=4096)
+    made = books(both_book_classes)
+    snapshot(made, dense(10_000_00, 4000), dense(20_000_00 + 3999, 4000)[::-1])
+    bids = made["tiers"]._tiers()[0]
+    assert (bids["floor"], bids["high"]) == (10_000_00 - 3072, 10_000_00 + 1023)
+    assert (bids["near_levels"], bids["far_levels"]) == (3073, 927)
+    before = slid_and_rebuilt()
+    # a bid 2,000 ticks up, past the window's top: the window slides up 2,048 slots (the
+    # multiple of 64 that puts the bid at three quarters of it or just below) and the 2,048
+    # levels below the new floor go to the far tier
+    apply_everywhere(made, event(2, [(10_020_00, 5), (9_999_99, 0)], []))
+    assert slid_and_rebuilt() == (before[0] + 1, before[1])
+    bids = made["tiers"]._tiers()[0]
+    floor = 10_000_00 - 3072 + 2048
+    assert (bids["floor"], bids["low"], bids["high"]) == (floor, floor + 512, floor + 4095)
+    assert (bids["near_levels"], bids["far_levels"]) == (3073 - 2048 + 1 - 1, 927 + 2048)
+    assert made["tiers"]._layouts() == ("tiers:dense", "tiers:dense")
+    # inserts and deletes on both sides of the new floor, and at it: no further move
+    apply_everywhere(made, event(3, [(floor, 0), (floor - 1, 0), (floor + 1, 7), (floor - 500, 9)], []))
+    assert slid_and_rebuilt() == (before[0] + 1, before[1])
+
+
+def test_a_dense_window_slides_down_and_takes_levels_from_far(
+    both_book_classes: tuple[type, type], window: Any
+) -> None:
+    window(32_768, dense=4096)
+    made = books(both_book_classes)
+    # levels 3 ticks apart (and one off that grid, far down): the unit is one tick
+    snapshot(made, [*dense(10_000_00, 3000, step=3), (1_000_01, 4)], dense(20_000_00 + 2999, 3000)[::-1])
+    bids = made["tiers"]._tiers()[0]
+    assert (bids["floor"], bids["near_levels"], bids["far_levels"]) == (10_000_00 - 3072, 1025, 1976)
+    before = slid_and_rebuilt()
+    # deleting the 900 best bids, best first: at the 854th the best (9_974_38) is below
+    # floor + window / 8 (9_974_40), 510 slots up; the window slides down 2,624 slots to
+    # put it at three quarters or just above, and far's bids now inside it move to near
+    apply_everywhere(made, event(2, [(10_000_00 - 3 * i, 0) for i in range(900)], []))
+    assert slid_and_rebuilt() == (before[0] + 1, before[1])
+    floor = 10_000_00 - 3072 - 2624
+    inside = sum(1 for price, _ in made["py"].bids_ticks() if price >= floor)
+    assert inside == (10_000_00 - 3 * 900 - floor) // 3 + 1
+    bids = made["tiers"]._tiers()[0]
+    assert (bids["floor"], bids["near_levels"], bids["far_levels"]) == (floor, inside, 3001 - 900 - inside)
+    # every near level but the best deleted: the touch stays; then the best: near is empty
+    # and far's best (one tick below the floor) is the touch: the window slides down to it
+    best = made["py"].best_bid_ticks()[0]
+    rest = [(p, 0) for p, _ in made["py"].bids_ticks() if floor <= p < best]
+    apply_everywhere(made, event(3, rest, []))
+    assert slid_and_rebuilt() == (before[0] + 1, before[1])
+    apply_everywhere(made, event(4, [(best, 0)], []))
+    assert slid_and_rebuilt() == (before[0] + 2, before[1])
+    assert made["py"].best_bid_ticks()[0] == floor - 1
+    bids = made["tiers"]._tiers()[0]
+    assert bids["floor"] == floor - 3136  # one slot below: 3,073 slots, rounded up to 64
+    assert bids["near_levels"] == sum(1 for price, _ in made["py"].bids_ticks() if price >= bids["floor"])
+
+
+def test_a_dense_window_is_rebuilt_when_it_cannot_slide(
+    both_book_classes: tuple[type, type], window: Any
+) -> None:
+    window(32_768, dense=4096)
+    made = books(both_book_classes)
+    # 100 ticks apart: the unit is 100 ticks, the window 409,600 ticks from 6_928_00
+    snapshot(made, dense(10_000_00, 400, step=100), dense(20_000_00 + 39_900, 400, step=100)[::-1])
+    assert made["tiers"]._tiers()[0]["floor"] == 10_000_00 - 307_200
+    before = slid_and_rebuilt()
+    # a bid more than a window above the top: rebuilt around it (one level: near is pages)
+    apply_everywhere(made, event(2, [(10_000_00 + 409_700, 5)], []))
+    assert slid_and_rebuilt() == (before[0], before[1] + 1)
+    assert made["tiers"]._layouts()[0] == "tiers:pages"
+    apply_everywhere(made, event(3, [(10_000_00 + 409_700, 0)], []))  # deleted: rebuilt, dense
+    assert slid_and_rebuilt() == (before[0], before[1] + 2)
+    assert made["tiers"]._layouts()[0] == "tiers:dense"
+    # a bid off the window's grid below its floor, in far; emptying near makes it the touch:
+    # it cannot enter the window, so the side is rebuilt
+    apply_everywhere(made, event(4, [(6_000_01, 3)], []))
+    apply_everywhere(made, event(5, [(10_000_00 - 100 * i, 0) for i in range(400)], []))
+    assert slid_and_rebuilt() == (before[0], before[1] + 3)
+    assert made["tiers"].best_bid_ticks() == (6_000_01, 3)
+
+
 # ------------------------------------------------------------------------ generated
 
 
@@ -385,7 +470,8 @@ def updates(draw: st.DrawFn) -> list[tuple[list[tuple[int, int]], list[tuple[int
 @given(
     snap_bids=st.integers(0, 400),
     snap_asks=st.integers(0, 400),
-    step=st.sampled_from([1, 3, 100]),
+    step=st.sampled_from([1, 3, 37, 100]),
+    gap=st.sampled_from([0, 3000]),
     stream=updates(),
     sweep=st.tuples(st.integers(0, 25), st.integers(0, 150)),
     tiers_window=st.sampled_from([8, 300, 32_768]),
@@ -396,15 +482,18 @@ def test_every_layout_matches_the_reference(
     snap_bids: int,
     snap_asks: int,
     step: int,
+    gap: int,
     stream: Any,
     sweep: tuple[int, int],
     tiers_window: int,
     dense_slots: int,
 ) -> None:
     """``sweep`` (at, k): before the at-th event, one deleting the k best snapshot levels of
-    each side, so that the touch moves out of the tiers' window (small windows rebuild)."""
-    bids = dense(TOUCH - step, snap_bids, step)
-    asks = dense(TOUCH + step * snap_asks, snap_asks, step)[::-1]
+    each side, so that the touch moves down out of the tiers' window (small windows rebuild,
+    dense ones slide down); ``gap`` ticks between the snapshot and the touch, so that the
+    events' levels near it move the touch up (dense windows slide up)."""
+    bids = dense(TOUCH - step - gap, snap_bids, step)
+    asks = dense(TOUCH + gap + step * snap_asks, snap_asks, step)[::-1]
     at, k = sweep
     stream = list(stream)
     stream.insert(min(at, len(stream)), ([(p, 0) for p, _ in bids[:k]], [(p, 0) for p, _ in asks[:k]]))
