@@ -194,7 +194,7 @@ FAULTS = {
 
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_every_fault_ends_equal_to_the_truth(impl: str, fault: str) -> None:
-    make = generated()
+    make = generated(events=1000)  # the fault at event 300, then 700 events to recover in
     truth = oracle(make)
     with exchange(make, faults=fault) as ex:
         feed, watch = run(follow(ex, impl, SYMBOLS, truth))
