@@ -1585,6 +1585,16 @@ cdef inline int64_t sub_clamped(int64_t a, int64_t b) noexcept nogil:
     return INT64_MIN if a < INT64_MIN + b else a - b
 
 
+cdef void tiers_dense_bounds(Side* s) noexcept:
+    """Set the floor and the bounds of a tiers side from its dense near tier: the side
+    moves its window once the best key leaves [floor + window / 8, the window's top]."""
+    cdef Side* near = s.near
+    cdef int64_t window = near.dense_slots * near.unit
+    s.tier_floor = near.dense_base
+    s.tier_low = near.dense_base + window // 8
+    s.tier_high = add_clamped(near.dense_base, window - near.unit)
+
+
 cdef int tiers_build(Side* s, const int64_t* keys, const int64_t* qtys, Py_ssize_t n) except -1:
     """Make the empty side s tiers from n distinct keys, best first, quantities > 0."""
     cdef Py_ssize_t j, k = n
@@ -1642,9 +1652,8 @@ cdef int tiers_build(Side* s, const int64_t* keys, const int64_t* qtys, Py_ssize
     s.far = far
     s.count = n
     s.tier_floor = floor
-    if dense:       # rebuild once the best key leaves [floor + window / 8, the window's top]
-        s.tier_low = floor + window // 8
-        s.tier_high = add_clamped(floor, window - unit)
+    if dense:
+        tiers_dense_bounds(s)
     elif n:         # rebuild once the best key leaves [floor + window / 4, best + window]
         s.tier_low = add_clamped(floor, window // 4)
         s.tier_high = add_clamped(keys[0], window)
@@ -1685,16 +1694,6 @@ cdef inline int64_t best_key_of(const Side* s) noexcept nogil:
     if s.layout == LAYOUT_PAGES:
         return s.top * s.unit
     return s.blocks[s.nblocks - 1].lv[s.blocks[s.nblocks - 1].n - 1].key
-
-
-cdef void tiers_dense_bounds(Side* s) noexcept:
-    """Set the floor and the bounds of a tiers side from its dense near tier: the side
-    moves its window once the best key leaves [floor + window / 8, the window's top]."""
-    cdef Side* near = s.near
-    cdef int64_t window = near.dense_slots * near.unit
-    s.tier_floor = near.dense_base
-    s.tier_low = near.dense_base + window // 8
-    s.tier_high = add_clamped(near.dense_base, window - near.unit)
 
 
 cdef int tiers_slide_up(Side* s, int64_t key) except -1:
