@@ -8,7 +8,8 @@ checksum, ``_check()``). What the layout itself must do is checked on the core t
 sparse one and moves from pages to tiers when the book spreads out; pages re-key themselves
 for a finer price and fall back to blocks for prices too far apart; tiers keep a window
 near the best key in their near tier (dense when busy, else pages), the rest in the far
-one, and rebuild themselves around the touch when it leaves the window. The whole book
+one; when the touch leaves the window a dense one slides after it, anything else is rebuilt
+around it (``_tier_slides()``, ``_tier_rebuilds()`` count both). The whole book
 suite also runs with every side in pages (``TICKBOOK_LAYOUT=pages``, the second pass of
 ``make test``).
 """
